@@ -1,0 +1,34 @@
+# wirespeed — every target creates the virtual environment when it is missing.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup demo test bench synth lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 tests
+
+# Run the benchmarks (all, or those named in BENCHES=...) and refresh docs/BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python tools/bench/run.py $(BENCHES)
+
+# Out-of-context ECP5 synthesis + place & route of the whole core (see tools/synth_ecp5.py).
+synth: $(STAMP)
+	$(BIN)/python tools/synth_ecp5.py hw.top:build_core --json build/synth/CoreTop.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build

