@@ -1,0 +1,187 @@
+"""The wirespeed core: the vendor-neutral top level that a board shell wraps.
+
+Its boundary is AXI only, with AXI port names (``s_axis_rx_a_tdata``, ``m_axis_c2h_tvalid``,
+``s_axil_awaddr`` ...), so it drops into a vendor shell (a 10/25G MAC, a PCIe DMA IP) and
+cocotbext-axi BFMs attach to it directly:
+
+* ``s_axis_rx_a`` / ``s_axis_rx_b``: the two redundant market-data lines, 64-bit, no tready;
+* ``m_axis_c2h``: event records (64 bytes, one per beat) to the DMA engine;
+* ``s_axil``: the CSRs of :data:`hw.regmap.REGMAP`.
+
+Net TX, order-entry RX and H2C join in later stages of the design (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.csr import AXI4LiteSignature, CSRBank, identity_values
+from hw.eventq import EventCollector
+from hw.events import RECORD, EventKind, source_signature
+from hw.ingress.layouts import SESSION_BITS
+from hw.ingress.parser import LineParser
+from hw.ingress.reasons import COUNTED, MAX_MESSAGE
+from hw.ingress.sequencer import Sequencer
+from hw.regmap import N_FILTERS, REGMAP
+from proto import itch
+
+
+def _flat_members() -> dict:
+    members = {}
+    for line in "ab":
+        p = f"s_axis_rx_{line}_"
+        members |= {p + "tdata": In(64), p + "tkeep": In(8), p + "tvalid": In(1),
+                    p + "tlast": In(1), p + "tuser": In(1)}
+    members |= {"m_axis_c2h_tdata": Out(RECORD.size), "m_axis_c2h_tvalid": Out(1),
+                "m_axis_c2h_tready": In(1), "m_axis_c2h_tlast": Out(1)}
+    # AXI4-Lite slave: the bank's signature already has slave directions.
+    for name, member in AXI4LiteSignature().members.items():
+        members["s_axil_" + name] = member
+    return members
+
+
+class Core(wiring.Component):
+    """The core. Parameters become identity registers, so the host knows what it drives.
+
+    ``git_rev``/``build_time``/``dirty`` describe the source the design was built from;
+    :func:`hw.top.source_identity` reads them from git.
+    """
+
+    def __init__(self, *, fifo_depth: int = 16, c2h_depth: int = 512, git_rev: int = 0,
+                 build_time: int = 0, dirty: bool = False, clock_khz: int = 156_250):
+        self.fifo_depth = fifo_depth
+        self.c2h_depth = c2h_depth
+        self.identity = identity_values(
+            git_rev=git_rev, build_time=build_time, dirty=dirty, clock_khz=clock_khz,
+            params=N_FILTERS | (fifo_depth << 8) | (MAX_MESSAGE << 16)
+            | ((RECORD.size // 8) << 24))
+        super().__init__(_flat_members())
+
+    def elaborate(self, platform):
+        m = Module()
+
+        m.submodules.csr = csr = CSRBank(REGMAP)
+        for name in AXI4LiteSignature().members:
+            port = getattr(self, "s_axil_" + name)
+            inner = getattr(csr.axil, name)
+            if AXI4LiteSignature().members[name].flow is In:
+                m.d.comb += inner.eq(port)
+            else:
+                m.d.comb += port.eq(inner)
+        for name, value in self.identity.items():
+            m.d.comb += getattr(csr, f"ro_{name}").eq(value)
+
+        time = Signal(64)
+        m.d.sync += time.eq(time + 1)
+        m.d.comb += [csr.ro_time.eq(time), csr.clear.eq(csr.ctrl[0])]
+
+        # -- the two lines ------------------------------------------------------------------
+        parsers = []
+        for line in "ab":
+            p = LineParser(n_filters=N_FILTERS, fifo_depth=self.fifo_depth)
+            m.submodules[f"line_{line}"] = p
+            parsers.append(p)
+            pre = f"s_axis_rx_{line}_"
+            m.d.comb += [getattr(p.rx, f).eq(getattr(self, pre + f))
+                         for f in ("tdata", "tkeep", "tvalid", "tlast", "tuser")]
+            for i in range(N_FILTERS):
+                port_reg = getattr(csr, f"filter{i}_port")
+                m.d.comb += [p.filters[i].ip.eq(getattr(csr, f"filter{i}_ip")),
+                             p.filters[i].port.eq(port_reg[:16]),
+                             p.filters[i].enable.eq(port_reg[31])]
+            hwm = Signal(range(self.fifo_depth + 1), name=f"fifo_{line}_max")
+            with m.If(p.level > hwm):
+                m.d.sync += hwm.eq(p.level)
+            with m.If(csr.ctrl[0]):
+                m.d.sync += hwm.eq(0)
+            m.d.comb += getattr(csr, f"ro_fifo_{line}_max").eq(hwm)
+
+        pa, pb = parsers
+        ra, rb = pa.report, pb.report
+
+        m.d.comb += [
+            csr.inc_frames.eq(ra.valid + rb.valid),
+            csr.inc_frames_dropped.eq((ra.valid & ra.dropped) + (rb.valid & rb.dropped)),
+            csr.inc_line_a_frames.eq(ra.valid),
+            csr.inc_line_b_frames.eq(rb.valid),
+            csr.inc_line_a_dropped.eq(ra.valid & ra.dropped),
+            csr.inc_line_b_dropped.eq(rb.valid & rb.dropped),
+            csr.inc_mold_packets.eq((ra.valid & ra.good_packet) + (rb.valid & rb.good_packet)),
+        ]
+        for reason in COUNTED:
+            m.d.comb += getattr(csr, f"inc_{reason.counter}").eq(
+                (ra.valid & ra.dropped & (ra.reason == reason))
+                + (rb.valid & rb.dropped & (rb.reason == reason)))
+
+        # -- sequencer ------------------------------------------------------------------------
+        m.submodules.seq = seq = Sequencer()
+        wiring.connect(m, pa.entries, seq.entries_a)
+        wiring.connect(m, pb.entries, seq.entries_b)
+        m.d.comb += [
+            seq.squash_a.eq(pa.squash), seq.squash_b.eq(pb.squash),
+            # Frames whose tlast came before this cycle: those reported, plus the one
+            # reporting now (a report comes one cycle after its tlast).
+            seq.frames_a.eq(ra.index + ra.valid), seq.frames_b.eq(rb.index + rb.valid),
+            seq.seq_reset.eq(csr.ctrl[1]),
+            csr.ro_seq_status.eq(Cat(seq.locked, seq.ended)),
+            csr.ro_seq_expected.eq(seq.expected),
+        ]
+        # Session bytes, byte 0 (first on the wire) in the top byte of seq_session_0.
+        sess = [seq.session[8 * i:8 * i + 8] for i in range(SESSION_BITS // 8)]
+        m.d.comb += [
+            csr.ro_seq_session_0.eq(Cat(sess[3], sess[2], sess[1], sess[0])),
+            csr.ro_seq_session_1.eq(Cat(sess[7], sess[6], sess[5], sess[4])),
+            csr.ro_seq_session_2.eq(Cat(Const(0, 16), sess[9], sess[8])),
+        ]
+        for name in ("messages", "duplicates", "gaps", "gap_messages", "heartbeats",
+                     "end_of_session", "session_mismatch", "invalidations",
+                     "invalidated_messages", "line_a_won", "line_b_won"):
+            m.d.comb += getattr(csr, f"inc_{name}").eq(getattr(seq, f"inc_{name}"))
+
+        # -- per-type counts of delivered messages ---------------------------------------------
+        msg = seq.messages
+        delivered = Signal()
+        m.d.comb += delivered.eq(msg.valid & ~msg.payload.invalidate)
+        mtype = msg.payload.data[:8]
+        known = []
+        for code in itch.TYPE_CODES:
+            hit = Signal(name=f"type_{itch.MESSAGES[code].name}")
+            m.d.comb += hit.eq(delivered & (mtype == ord(code)))
+            m.d.comb += getattr(csr, f"inc_itch_{itch.MESSAGES[code].name}").eq(hit)
+            known.append(hit)
+        m.d.comb += csr.inc_itch_unknown.eq(delivered & ~Cat(*known).any())
+
+        # -- events ---------------------------------------------------------------------------
+        drop_srcs = []
+        for x, r in enumerate((ra, rb)):
+            s = source_signature().create(path=(f"drop_{'ab'[x]}",))
+            m.d.comb += [
+                s.valid.eq(r.valid & r.dropped),
+                s.payload.kind.eq(EventKind.FRAME_DROP), s.payload.line.eq(x),
+                s.payload.aux.eq(r.reason),
+                s.payload.body.frame_drop.frame_index.eq(r.index),
+                s.payload.body.frame_drop.frame_bytes.eq(r.nbytes),
+            ]
+            drop_srcs.append(s)
+        tap = source_signature().create(path=("tap",))
+        m.d.comb += [
+            tap.valid.eq(delivered),
+            tap.payload.kind.eq(EventKind.MESSAGE), tap.payload.line.eq(msg.payload.line),
+            tap.payload.aux.eq(msg.payload.length),
+            tap.payload.body.message.msg_seq.eq(msg.payload.seq),
+            tap.payload.body.message.data.eq(msg.payload.data),
+        ]
+        sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap]
+        m.submodules.events = ev = EventCollector(len(sources), depth=self.c2h_depth)
+        for i, s in enumerate(sources):
+            m.d.comb += [getattr(ev, f"src{i}").valid.eq(s.valid),
+                         getattr(ev, f"src{i}").payload.eq(s.payload)]
+        m.d.comb += [
+            ev.time.eq(time), ev.mask.eq(csr.event_mask),
+            self.m_axis_c2h_tdata.eq(ev.c2h.tdata), self.m_axis_c2h_tvalid.eq(ev.c2h.tvalid),
+            self.m_axis_c2h_tlast.eq(ev.c2h.tlast), ev.c2h.tready.eq(self.m_axis_c2h_tready),
+            csr.inc_events.eq(ev.inc_events), csr.inc_events_lost.eq(ev.inc_events_lost),
+        ]
+        return m

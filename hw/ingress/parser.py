@@ -1,0 +1,513 @@
+"""One network line: Ethernet/802.1Q/IPv4/UDP/MoldUDP64 parsing into sequencer entries.
+
+The contract is docs/ingress.md (sections 1–3). The parser accepts one 64-bit beat every cycle,
+forever — a MAC cannot be stalled — and hands the sequencer, through a small FIFO, one entry per
+beat at most: a packet header, a whole message (cut-through: in the beat of its last byte), and
+the frame's end marker.
+
+How the datapath stays cheap at 8 bytes a cycle:
+
+* Header fields sit at offsets that depend on the 802.1Q tag and on the IPv4 header length, but
+  every field has a fixed offset from ``l3`` or ``l4``. Fields before ``l3`` are captured at
+  fixed lanes; the others through :meth:`_capture_at`, a comparator on the beat index and a lane
+  mux per byte.
+* Messages land at any byte alignment. Instead of a 64:1 mux per buffer byte, the beat is
+  rotated once by the message's start lane; buffer byte *j* then always takes rotated lane
+  ``j % 8`` and only its write enable depends on the position (a beat-difference decode).
+* At most one message completes per beat because the shortest accepted message is 12 bytes, so
+  the FIFO needs one write port.
+
+Faults found after the header (``MAC_ERROR``, ``TRUNCATED``, framing faults, ...) stop the frame
+at once: nothing more of it is handed over, entries of it still waiting in the FIFO are squashed
+(``squash[tag]``), and the end marker tells the sequencer to invalidate what already left.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from hw.ingress.layouts import (
+    DATA_BYTES,
+    REASON_BITS,
+    TAG_BITS,
+    AxisRxSignature,
+    Entry,
+    EntryStream,
+    FilterEntry,
+    FrameReport,
+)
+from hw.ingress.reasons import MAX_FRAME, MAX_MESSAGE, MIN_MESSAGE, DropReason
+from proto import moldudp64, net
+
+R = DropReason
+MAX_BEATS = MAX_FRAME // DATA_BYTES  # beat index at which a frame becomes OVERSIZE
+POS_BITS = 17                        # positions up to l3 + 65535 (IPv4 total length)
+
+
+class LineParser(wiring.Component):
+    """Parses one line's frames into :data:`~hw.ingress.layouts.Entry` items.
+
+    Ports: ``rx`` (the MAC's stream), ``filters`` (destination table from CSRs), ``entries``
+    (the FIFO's read side, for the sequencer), ``squash`` (a bit per frame tag: items of that
+    frame still in the FIFO must be dropped), ``report`` (end-of-frame summary one cycle after
+    ``tlast``, for counters and drop events), ``level`` (FIFO occupancy, for the high-water
+    mark).
+    """
+
+    def __init__(self, *, n_filters: int = 8, fifo_depth: int = 16):
+        if not 4 <= fifo_depth <= (1 << TAG_BITS) // 2:
+            raise ValueError(f"fifo_depth must be 4..{(1 << TAG_BITS) // 2}: every frame in the "
+                             f"FIFO needs its own tag")
+        if n_filters < 1:
+            raise ValueError("need at least one filter entry")
+        self.n_filters = n_filters
+        self.fifo_depth = fifo_depth
+        super().__init__({
+            "rx": In(AxisRxSignature()),
+            "filters": In(data.ArrayLayout(FilterEntry, n_filters)),
+            "entries": Out(EntryStream),
+            "squash": Out(1 << TAG_BITS),
+            "report": Out(FrameReport),
+            "level": Out(range(fifo_depth + 1)),
+        })
+
+    # -- helpers --------------------------------------------------------------------------
+    def _lane(self, lane):
+        """Byte ``lane`` (constant or signal) of the current beat."""
+        if isinstance(lane, int):
+            return self.rx.tdata[8 * lane:8 * lane + 8]
+        return self.rx.tdata.word_select(lane, 8)
+
+    def _capture_fixed(self, m, beat, pos: int) -> Signal:
+        reg = Signal(8, name=f"cap{pos}")
+        with m.If(self.rx.tvalid & (beat == pos // DATA_BYTES)):
+            m.d.sync += reg.eq(self._lane(pos % DATA_BYTES))
+        return reg
+
+    def _capture_at(self, m, beat, base, offset: int, name: str):
+        """Capture the byte at ``base + offset`` (``base`` a position signal).
+
+        Returns ``(registered, live)``: ``live`` already shows the byte in the beat that
+        carries it, for decisions made in that very beat."""
+        pos = Signal(POS_BITS, name=f"{name}_pos")
+        m.d.comb += pos.eq(base + offset)
+        here = Signal(name=f"{name}_here")
+        m.d.comb += here.eq(self.rx.tvalid & (beat == pos[3:]))
+        reg = Signal(8, name=name)
+        live = Signal(8, name=f"{name}_live")
+        byte = self._lane(pos[:3])
+        with m.If(here):
+            m.d.sync += reg.eq(byte)
+        m.d.comb += live.eq(Mux(here, byte, reg))
+        return reg, live
+
+    @staticmethod
+    def _be(byte_sigs) -> object:
+        """Big-endian value of a list of byte signals (first = most significant)."""
+        return Cat(*reversed(byte_sigs))
+
+    # -- elaboration ----------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        rx = self.rx
+        valid = rx.tvalid
+
+        m.submodules.fifo = fifo = SyncFIFO(width=Entry.size, depth=self.fifo_depth)
+        m.d.comb += [
+            self.entries.valid.eq(fifo.r_rdy),
+            self.entries.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.entries.ready),
+            self.level.eq(fifo.level),
+        ]
+        push = data.View(Entry, Signal(Entry.size))
+        push_en = Signal()
+        m.d.comb += [fifo.w_data.eq(push.as_value()), fifo.w_en.eq(push_en)]
+        room_item = Signal()  # room for an item and, later, its frame's end marker
+        m.d.comb += room_item.eq(fifo.level <= self.fifo_depth - 2)
+
+        # -- beat position ------------------------------------------------------------------
+        beat = Signal(range(MAX_BEATS + 1))   # index of the current beat within its frame
+        with m.If(valid):
+            with m.If(rx.tlast):
+                m.d.sync += beat.eq(0)
+            with m.Elif(beat != MAX_BEATS):
+                m.d.sync += beat.eq(beat + 1)
+        pos0 = Signal(POS_BITS)
+        m.d.comb += pos0.eq(beat << 3)
+        nkeep = Signal(4)
+        m.d.comb += nkeep.eq(sum(rx.tkeep[i] for i in range(DATA_BYTES)))
+        frame_len = Signal(POS_BITS)  # valid on the tlast beat
+        m.d.comb += frame_len.eq(pos0 + nkeep)
+        last = Signal()
+        m.d.comb += last.eq(valid & rx.tlast)
+
+        # -- layer 2 and 3 header captures (fixed lanes per tag case) ---------------------------
+        caps = {}
+
+        def cap(pos):
+            if pos not in caps:
+                caps[pos] = self._capture_fixed(m, beat, pos)
+            return caps[pos]
+
+        eth = net.ETH["ethertype"].offset
+        vlan = Signal()
+        m.d.comb += vlan.eq(self._be([cap(eth), cap(eth + 1)]) == net.ETHERTYPE_VLAN)
+        inner = eth + net.VLAN_TAG.length
+        ethertype = Signal(16)
+        m.d.comb += ethertype.eq(Mux(vlan, self._be([cap(inner), cap(inner + 1)]),
+                                     self._be([cap(eth), cap(eth + 1)])))
+        l3_plain = net.ETH.length
+        l3_tag = l3_plain + net.VLAN_TAG.length
+
+        def ip_field(name):
+            f = net.IPV4[name]
+            plain = self._be([cap(l3_plain + f.offset + i) for i in range(f.size)])
+            tagged = self._be([cap(l3_tag + f.offset + i) for i in range(f.size)])
+            sig = Signal(8 * f.size, name=f"ip_{name}")
+            m.d.comb += sig.eq(Mux(vlan, tagged, plain))
+            return sig
+
+        ver_ihl = ip_field("version_ihl")
+        total_len = ip_field("total_length")
+        flags_frag = ip_field("flags_fragment")
+        protocol = ip_field("protocol")
+        dst_ip = ip_field("dst")
+        ihl = Signal(4)
+        m.d.comb += ihl.eq(ver_ihl[:4])
+        l3 = Signal(5)
+        m.d.comb += l3.eq(Mux(vlan, l3_tag, l3_plain))
+        hdr_bytes = Signal(7)   # IPv4 header length in bytes, at least 20 for positions
+        m.d.comb += hdr_bytes.eq(Mux(ihl < 5, 20, ihl << 2))
+        l4 = Signal(7)
+        m.d.comb += l4.eq(l3 + hdr_bytes)
+        ip_end = Signal(POS_BITS)
+        m.d.comb += ip_end.eq(l3 + total_len)
+
+        # -- IPv4 header checksum: ones' complement sum of the header words ------------------
+        # l3 is even, so header words sit on even lanes. The tag decision for beat 1 is taken
+        # from the beat itself (bytes 12-13 are in it), later beats use the capture.
+        vlan_now = Signal()
+        m.d.comb += vlan_now.eq(Mux(beat == eth // DATA_BYTES,
+                                    self._be([self._lane(eth % 8), self._lane(eth % 8 + 1)])
+                                    == net.ETHERTYPE_VLAN, vlan))
+        l3_now = Signal(5)
+        m.d.comb += l3_now.eq(Mux(vlan_now, l3_tag, l3_plain))
+        csum = Signal(21)
+        words = []
+        for j in range(DATA_BYTES // 2):
+            wpos = Signal(POS_BITS, name=f"csum_pos{j}")
+            m.d.comb += wpos.eq(pos0 + 2 * j)
+            inc = Signal(name=f"csum_in{j}")
+            # The first 20 header bytes always count; option words only once ihl is known
+            # (ihl is captured by beat 2, options start at byte 34 at the earliest: beat 4).
+            m.d.comb += inc.eq((wpos >= l3_now) & ((wpos < l3_now + 20) | (wpos < l4)))
+            words.append(Mux(inc, self._be([self._lane(2 * j), self._lane(2 * j + 1)]), 0))
+        with m.If(valid):
+            with m.If(beat == 0):
+                m.d.sync += csum.eq(0)
+            with m.Else():
+                m.d.sync += csum.eq(csum + sum(words))
+        fold1 = Signal(17)
+        m.d.comb += fold1.eq(csum[:16] + csum[16:])
+        fold2 = Signal(16)
+        m.d.comb += fold2.eq(fold1[:16] + fold1[16])
+
+        # -- UDP and MoldUDP64 captures, relative to l4 ---------------------------------------
+        def l4_field(layout_field, base_off, name, *, raw=False):
+            """Big-endian value (or, ``raw``, the bytes with byte 0 in bits 7:0)."""
+            regs, lives = [], []
+            for i in range(layout_field.size):
+                r_, l_ = self._capture_at(m, beat, l4, base_off + layout_field.offset + i,
+                                          f"{name}{i}")
+                regs.append(r_)
+                lives.append(l_)
+            if raw:
+                return Cat(*regs), Cat(*lives)
+            return self._be(regs), self._be(lives)
+
+        dst_port, _ = l4_field(net.UDP["dst_port"], 0, "udp_dport")
+        udp_len, _ = l4_field(net.UDP["length"], 0, "udp_len")
+        mold = moldudp64.HEADER
+        _, session_live = l4_field(mold["session"], net.UDP.length, "m_sess", raw=True)
+        _, seq_live = l4_field(mold["sequence"], net.UDP.length, "m_seq")
+        count_reg, count_live = l4_field(mold["count"], net.UDP.length, "m_count")
+        h_end = Signal(POS_BITS)    # H: first byte after the MoldUDP64 header
+        m.d.comb += h_end.eq(l4 + net.UDP.length + moldudp64.HEADER_LENGTH)
+        udp_end = Signal(POS_BITS)
+        m.d.comb += udp_end.eq(l4 + udp_len)
+
+        # -- header checks (docs/ingress.md section 1), from captured fields -----------------
+        match = Signal()
+        m.d.comb += match.eq(Cat(
+            f.enable & (f.ip == dst_ip) & (f.port == dst_port) for f in self.filters).any())
+
+        def count_fail_of(cnt):
+            special = (cnt == moldudp64.HEARTBEAT_COUNT) | (cnt == moldudp64.END_OF_SESSION_COUNT)
+            bare = udp_len == net.UDP.length + moldudp64.HEADER_LENGTH
+            return Mux(special, ~bare, bare)
+
+        checks = [  # (reason, frame length needed, fails)
+            (R.ETHERTYPE, Mux(vlan, l3_tag, l3_plain), ethertype != net.ETHERTYPE_IPV4),
+            (R.IPV4_HEADER, l3 + 1, (ver_ihl[4:] != 4) | (ihl < 5)),
+            (R.IPV4_CHECKSUM, l4, fold2 != 0xFFFF),
+            (R.IPV4_LENGTH, l4, total_len < (ihl << 2) + net.UDP.length),
+            (R.FRAGMENT, l4, (flags_frag & (net.IPV4_MF | net.IPV4_OFFSET_MASK)) != 0),
+            (R.IP_PROTOCOL, l4, protocol != net.IPPROTO_UDP),
+            (R.UDP_LENGTH, l4 + 8, udp_len != total_len - (ihl << 2)),
+            (R.FILTERED, l4 + 8, ~match),
+            (R.MOLD_HEADER, l4 + 8, udp_len < net.UDP.length + moldudp64.HEADER_LENGTH),
+        ]
+        header_fail = Signal()
+        m.d.comb += header_fail.eq(Cat(f for _, _, f in checks).any())
+
+        # -- frame state ----------------------------------------------------------------------
+        accepted = Signal()          # header item handed over; the frame is open
+        bad = Signal()               # an accepted frame found bad (sticky until tlast)
+        fault = Signal(REASON_BITS)  # first late fault of an accepted frame
+        tag = Signal(TAG_BITS)
+
+        # framing walk registers
+        blk = Signal(POS_BITS)       # position of the next length field
+        k_started = Signal(16)       # length fields accepted so far
+        n_count = Signal(16)
+        next_seq = Signal(64)
+        len_hi = Signal(8)
+        in_msg = Signal()
+        msg_start = Signal(POS_BITS)
+        msg_end = Signal(POS_BITS)
+        msg_len = Signal(7)
+        msg_seq = Signal(64)
+        msg_xor = Signal()           # completing this message is a MOLD_COUNT fault
+        keep = Signal(MAX_MESSAGE)   # byte j of the message exists
+        buf = Signal(MAX_MESSAGE * 8)
+
+        # -- the header beat ------------------------------------------------------------------
+        at_h = Signal()
+        m.d.comb += at_h.eq(valid & ~accepted & (beat == (h_end - 1)[3:]))
+        end_short = Signal()  # the frame ends in this beat before H (runt case)
+        m.d.comb += end_short.eq(last & (frame_len < h_end))
+        trunc_now = Signal()
+        m.d.comb += trunc_now.eq(last & (frame_len < ip_end))
+        mac_now = Signal()
+        m.d.comb += mac_now.eq(last & rx.tuser)
+        oversize_now = Signal()
+        m.d.comb += oversize_now.eq(valid & (beat == MAX_BEATS))
+
+        hdr_ok = Signal()  # header good, not blocked by a fault in this beat
+        m.d.comb += hdr_ok.eq(at_h & ~end_short & ~header_fail & ~count_fail_of(count_live)
+                              & ~mac_now & ~trunc_now)
+        hdr_push = Signal()
+        m.d.comb += hdr_push.eq(hdr_ok & room_item)
+
+        # -- framing walk (docs/ingress.md section 2) -------------------------------------------
+        walking = Signal()
+        m.d.comb += walking.eq(valid & ((accepted & ~bad) | hdr_push))
+        blk_cur = Signal(POS_BITS)
+        k_cur = Signal(16)
+        n_cur = Signal(16)
+        m.d.comb += [
+            blk_cur.eq(Mux(accepted, blk, h_end)),
+            k_cur.eq(Mux(accepted, k_started, 0)),
+            n_cur.eq(Mux(accepted, n_count, count_live)),
+        ]
+        lf1 = Signal(POS_BITS)
+        m.d.comb += lf1.eq(blk_cur + 1)
+        want_len = Signal()
+        m.d.comb += want_len.eq(walking & (k_cur < n_cur) & (blk_cur < udp_end))
+        has_b0 = Signal()
+        has_b1 = Signal()
+        m.d.comb += [has_b0.eq(blk_cur[3:] == beat), has_b1.eq(lf1[3:] == beat)]
+        stray = Signal()      # a length field starting on the payload's last byte
+        m.d.comb += stray.eq(want_len & has_b0 & (blk_cur == udp_end - 1))
+        hi = Signal(8)
+        m.d.comb += hi.eq(Mux(has_b0, self._lane(blk_cur[:3]), len_hi))
+        with m.If(want_len & has_b0 & ~has_b1):
+            m.d.sync += len_hi.eq(self._lane(blk_cur[:3]))
+        length = Signal(16)
+        m.d.comb += length.eq(Cat(self._lane(lf1[:3]), hi))
+        len_read = Signal()
+        m.d.comb += len_read.eq(want_len & has_b1 & ~stray)
+        len_bad = Signal()
+        m.d.comb += len_bad.eq(len_read & ((length < MIN_MESSAGE) | (length > MAX_MESSAGE)))
+        overrun = Signal()
+        m.d.comb += overrun.eq(len_read & ~len_bad & (lf1 + length >= udp_end))
+        msg_begin = Signal()
+        m.d.comb += msg_begin.eq(len_read & ~len_bad & ~overrun)
+
+        # -- message byte buffer ---------------------------------------------------------------
+        def rotated(start):
+            r = Signal(3, name="rot_amount")
+            m.d.comb += r.eq(start[:3])
+            out = []
+            for i in range(DATA_BYTES):
+                lane = Signal(3, name=f"rot_lane{i}")
+                m.d.comb += lane.eq(r + i)
+                out.append(self._lane(lane))
+            return out
+
+        def write_enables(start, name):
+            """en[j]: message byte j (of a message starting at ``start``) is in this beat."""
+            d = Signal(range(-MAX_BEATS - 1, MAX_BEATS + 1), name=f"{name}_d")
+            m.d.comb += d.eq(beat - start[3:])
+            r = start[:3]
+            en = []
+            for j in range(MAX_MESSAGE):
+                w, i = divmod(j, DATA_BYTES)
+                carry = r + i >= DATA_BYTES
+                e = Signal(name=f"{name}_en{j}")
+                m.d.comb += e.eq(Mux(carry, d == w + 1, d == w))
+                en.append(e)
+            return en
+
+        start_w = Signal(POS_BITS)
+        m.d.comb += start_w.eq(Mux(msg_begin, lf1 + 1, msg_start))
+        rot_w = rotated(start_w)
+        en_w = write_enables(start_w, "wr")
+        with m.If(valid & (msg_begin | in_msg)):
+            for j in range(MAX_MESSAGE):
+                with m.If(en_w[j]):
+                    m.d.sync += buf[8 * j:8 * j + 8].eq(rot_w[j % DATA_BYTES])
+
+        rot_o = rotated(msg_start)
+        en_o = write_enables(msg_start, "out")
+        msg_bytes = Signal(MAX_MESSAGE * 8)
+        m.d.comb += msg_bytes.eq(Cat(
+            Mux(keep[j], Mux(en_o[j], rot_o[j % DATA_BYTES], buf[8 * j:8 * j + 8]), 0)
+            for j in range(MAX_MESSAGE)))
+
+        completes = Signal()  # the message in progress has its last byte in this beat
+        m.d.comb += completes.eq(valid & in_msg & ~bad & (msg_end[3:] == beat))
+        xor_fault = Signal()
+        m.d.comb += xor_fault.eq(completes & msg_xor)
+        msg_ok = Signal()     # would be handed over, if nothing else blocks it
+        m.d.comb += msg_ok.eq(completes & ~msg_xor & ~mac_now & ~trunc_now & ~oversize_now)
+        msg_push = Signal()
+        m.d.comb += msg_push.eq(msg_ok & room_item)
+
+        with m.If(msg_begin):
+            end_pos = lf1 + length
+            m.d.sync += [
+                in_msg.eq(1),
+                msg_start.eq(lf1 + 1),
+                msg_end.eq(end_pos),
+                msg_len.eq(length),
+                msg_seq.eq(Mux(accepted, next_seq, seq_live)),
+                next_seq.eq(Mux(accepted, next_seq, seq_live) + 1),
+                msg_xor.eq((k_cur + 1 == n_cur) ^ (end_pos == udp_end - 1)),
+                keep.eq(Cat(Const(j, 7) < length for j in range(MAX_MESSAGE))),
+                blk.eq(end_pos + 1),
+                k_started.eq(k_cur + 1),
+            ]
+        with m.Elif(completes):
+            m.d.sync += in_msg.eq(0)
+
+        # -- late faults of an accepted frame, first by position ------------------------------
+        open_frame = Signal()  # accepted (or accepted in this beat) and not yet bad
+        m.d.comb += open_frame.eq((accepted & ~bad) | hdr_push)
+        new_fault = Signal()
+        new_reason = Signal(REASON_BITS)
+        with m.If(open_frame & valid):
+            with m.If(mac_now):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.MAC_ERROR)]
+            with m.Elif(trunc_now):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.TRUNCATED)]
+            with m.Elif(oversize_now):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.OVERSIZE)]
+            with m.Elif(xor_fault):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.MOLD_COUNT)]
+            with m.Elif(msg_ok & ~room_item):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.OVERFLOW)]
+            with m.Elif(len_bad):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.MSG_LENGTH)]
+            with m.Elif(overrun | stray):
+                m.d.comb += [new_fault.eq(1), new_reason.eq(R.MOLD_OVERRUN)]
+
+        next_tag = Signal(TAG_BITS)   # wraps: tags are reused after 2**TAG_BITS frames
+        m.d.comb += next_tag.eq(tag + 1)
+        cur_tag = Signal(TAG_BITS)
+        m.d.comb += cur_tag.eq(Mux(accepted, tag, next_tag))
+        with m.If(hdr_push):
+            m.d.sync += [
+                accepted.eq(1), bad.eq(0), tag.eq(next_tag), n_count.eq(count_live),
+                self.squash.bit_select(next_tag, 1).eq(0),
+            ]
+            with m.If(~msg_begin):
+                m.d.sync += [blk.eq(h_end), k_started.eq(0), next_seq.eq(seq_live)]
+        with m.If(new_fault):
+            m.d.sync += [bad.eq(1), fault.eq(new_reason),
+                         self.squash.bit_select(cur_tag, 1).eq(1)]
+
+        # -- entry to the FIFO ----------------------------------------------------------------
+        end_here = Signal()   # an accepted frame's end marker goes out in this beat
+        m.d.comb += end_here.eq(last & (accepted | hdr_push))
+        frame_bad_final = Signal()
+        m.d.comb += frame_bad_final.eq(bad | new_fault | mac_now)
+        reason_final = Signal(REASON_BITS)
+        m.d.comb += reason_final.eq(Mux(mac_now, R.MAC_ERROR, Mux(bad, fault, new_reason)))
+        m.d.comb += [
+            push.item.eq(hdr_push | msg_push),
+            push.header.eq(hdr_push),
+            push.end.eq(end_here),
+            push.bad.eq(end_here & frame_bad_final),
+            push.reason.eq(Mux(end_here & frame_bad_final, reason_final, 0)),
+            push.tag.eq(cur_tag),
+            push.seq.eq(Mux(hdr_push, seq_live, msg_seq)),
+            push.count.eq(count_live),
+            push.length.eq(msg_len),
+            push.data.eq(Mux(hdr_push, session_live, msg_bytes)),
+            push_en.eq(hdr_push | msg_push | end_here),
+        ]
+
+        # -- end of frame: close, and report one cycle later ----------------------------------
+        ended = Signal()
+        end_len = Signal(POS_BITS)
+        end_tuser = Signal()
+        end_accepted = Signal()
+        end_bad = Signal()
+        end_reason = Signal(REASON_BITS)
+        m.d.sync += ended.eq(last)
+        with m.If(last):
+            m.d.sync += [
+                end_len.eq(frame_len), end_tuser.eq(rx.tuser),
+                end_accepted.eq(accepted | hdr_push), end_bad.eq(frame_bad_final),
+                end_reason.eq(reason_final),
+                accepted.eq(0), bad.eq(0), in_msg.eq(0),
+            ]
+
+        # The verdict of a frame that never opened walks the checks in order (section 1).
+        # Captures of the ended frame are intact: the next frame's beat 0 captures nothing.
+        verdict = Signal(REASON_BITS)
+        # A header item blocked in the H-1 beat falls through to TRUNCATED or OVERFLOW.
+        with m.If(end_tuser):
+            m.d.comb += verdict.eq(R.MAC_ERROR)
+        with m.Else():
+            for i, (reason, need, fails) in enumerate(checks):
+                with (m.If if i == 0 else m.Elif)(end_len < need):
+                    m.d.comb += verdict.eq(R.RUNT)
+                with m.Elif(fails):
+                    m.d.comb += verdict.eq(reason)
+            with m.Elif(end_len < h_end):
+                m.d.comb += verdict.eq(R.RUNT)
+            with m.Elif(count_fail_of(count_reg)):
+                m.d.comb += verdict.eq(R.MOLD_COUNT)
+            with m.Elif(end_len < ip_end):
+                m.d.comb += verdict.eq(R.TRUNCATED)
+            with m.Else():
+                m.d.comb += verdict.eq(R.OVERFLOW)
+
+        index = Signal(32)
+        with m.If(ended):
+            m.d.sync += index.eq(index + 1)
+        m.d.comb += [
+            self.report.valid.eq(ended),
+            self.report.dropped.eq(~end_accepted | end_bad),
+            self.report.reason.eq(Mux(end_accepted, Mux(end_bad, end_reason, R.NONE), verdict)),
+            self.report.good_packet.eq(end_accepted & ~end_bad),
+            self.report.index.eq(index),
+            # Lengths past MAX_FRAME are not counted exactly: MAX_FRAME + 1 means "longer".
+            self.report.nbytes.eq(Mux(end_len > MAX_FRAME, MAX_FRAME + 1, end_len)),
+        ]
+        return m
