@@ -13,7 +13,7 @@ Net TX, order-entry RX and H2C join in later stages of the design (see docs/ARCH
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,6 +63,15 @@ class Core(wiring.Component):
         m = Module()
 
         m.submodules.csr = csr = CSRBank(REGMAP)
+
+        def count(name: str, amount) -> None:
+            """Add ``amount`` to counter ``name`` this cycle; refuse a silent truncation."""
+            port = getattr(csr, f"inc_{name}")
+            amount = Value.cast(amount)
+            if len(amount) > len(port):
+                raise ValueError(f"counter {name}: increment of {len(amount)} bits does not "
+                                 f"fit its {len(port)}-bit port (make the counter wide)")
+            m.d.comb += port.eq(amount)
         for name in AXI4LiteSignature().members:
             port = getattr(self, "s_axil_" + name)
             inner = getattr(csr.axil, name)
@@ -101,19 +110,16 @@ class Core(wiring.Component):
         pa, pb = parsers
         ra, rb = pa.report, pb.report
 
-        m.d.comb += [
-            csr.inc_frames.eq(ra.valid + rb.valid),
-            csr.inc_frames_dropped.eq((ra.valid & ra.dropped) + (rb.valid & rb.dropped)),
-            csr.inc_line_a_frames.eq(ra.valid),
-            csr.inc_line_b_frames.eq(rb.valid),
-            csr.inc_line_a_dropped.eq(ra.valid & ra.dropped),
-            csr.inc_line_b_dropped.eq(rb.valid & rb.dropped),
-            csr.inc_mold_packets.eq((ra.valid & ra.good_packet) + (rb.valid & rb.good_packet)),
-        ]
+        count("frames", ra.valid + rb.valid)
+        count("frames_dropped", (ra.valid & ra.dropped) + (rb.valid & rb.dropped))
+        count("line_a_frames", ra.valid)
+        count("line_b_frames", rb.valid)
+        count("line_a_dropped", ra.valid & ra.dropped)
+        count("line_b_dropped", rb.valid & rb.dropped)
+        count("mold_packets", (ra.valid & ra.good_packet) + (rb.valid & rb.good_packet))
         for reason in COUNTED:
-            m.d.comb += getattr(csr, f"inc_{reason.counter}").eq(
-                (ra.valid & ra.dropped & (ra.reason == reason))
-                + (rb.valid & rb.dropped & (rb.reason == reason)))
+            count(reason.counter, (ra.valid & ra.dropped & (ra.reason == reason))
+                  + (rb.valid & rb.dropped & (rb.reason == reason)))
 
         # -- sequencer ------------------------------------------------------------------------
         m.submodules.seq = seq = Sequencer()
@@ -138,7 +144,7 @@ class Core(wiring.Component):
         for name in ("messages", "duplicates", "gaps", "gap_messages", "heartbeats",
                      "end_of_session", "session_mismatch", "invalidations",
                      "invalidated_messages", "line_a_won", "line_b_won"):
-            m.d.comb += getattr(csr, f"inc_{name}").eq(getattr(seq, f"inc_{name}"))
+            count(name, getattr(seq, f"inc_{name}"))
 
         # -- per-type counts of delivered messages ---------------------------------------------
         msg = seq.messages
@@ -149,9 +155,9 @@ class Core(wiring.Component):
         for code in itch.TYPE_CODES:
             hit = Signal(name=f"type_{itch.MESSAGES[code].name}")
             m.d.comb += hit.eq(delivered & (mtype == ord(code)))
-            m.d.comb += getattr(csr, f"inc_itch_{itch.MESSAGES[code].name}").eq(hit)
+            count(f"itch_{itch.MESSAGES[code].name}", hit)
             known.append(hit)
-        m.d.comb += csr.inc_itch_unknown.eq(delivered & ~Cat(*known).any())
+        count("itch_unknown", delivered & ~Cat(*known).any())
 
         # -- events ---------------------------------------------------------------------------
         drop_srcs = []
@@ -182,6 +188,7 @@ class Core(wiring.Component):
             ev.time.eq(time), ev.mask.eq(csr.event_mask),
             self.m_axis_c2h_tdata.eq(ev.c2h.tdata), self.m_axis_c2h_tvalid.eq(ev.c2h.tvalid),
             self.m_axis_c2h_tlast.eq(ev.c2h.tlast), ev.c2h.tready.eq(self.m_axis_c2h_tready),
-            csr.inc_events.eq(ev.inc_events), csr.inc_events_lost.eq(ev.inc_events_lost),
         ]
+        count("events", ev.inc_events)
+        count("events_lost", ev.inc_events_lost)
         return m

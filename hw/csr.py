@@ -67,6 +67,7 @@ class CSRBank(wiring.Component):
             else:
                 members[r.name] = Out(r.width, init=r.reset)
         for name, c in regmap.counter_defs.items():
+            # A narrow increment port would silently wrap a larger amount: size it honestly.
             members[f"inc_{name}"] = In(COUNTER_BITS if c.wide else INC_WIDTH)
         super().__init__(members)
 
@@ -76,14 +77,19 @@ class CSRBank(wiring.Component):
         bus = self.axil
 
         # -- counters -----------------------------------------------------------------
+        # Increments are registered first: counters lag their events by a cycle, and the
+        # 48-bit adders start from flip-flops instead of the end of someone's logic cone.
         counters = {}
         for name in rm.counters:
             c = Signal(COUNTER_BITS, name=f"cnt_{name}")
+            inc_in = getattr(self, f"inc_{name}")
+            inc = Signal(len(inc_in), name=f"inc_r_{name}")
+            m.d.sync += inc.eq(inc_in)
             counters[name] = c
             with m.If(self.clear):
-                m.d.sync += c.eq(0)
+                m.d.sync += [c.eq(0), inc.eq(0)]
             with m.Else():
-                m.d.sync += c.eq(c + getattr(self, f"inc_{name}"))
+                m.d.sync += c.eq(c + inc)
 
         # -- write channel: AW and W may arrive in either order --------------------------
         aw_addr = Signal(ADDR_WIDTH)

@@ -237,8 +237,9 @@ def _build() -> RegisterMap:
                  for code, m in ((c, itch.MESSAGES[c]) for c in itch.TYPE_CODES)]
     counters += [
         Counter("itch_unknown", "Delivered messages whose type byte is no ITCH 5.0 type"),
-        Counter("events", "Event records generated (sent or lost)"),
-        Counter("events_lost", "Event records lost because the host ring was full"),
+        # Up to one event per source per cycle: more than the default 2-bit increment.
+        Counter("events", "Event records generated (sent or lost)", wide=True),
+        Counter("events_lost", "Event records lost because the host ring was full", wide=True),
     ]
     cnt = Block("counters", 0x1000, "48-bit counters, cleared by ctrl.clear_counters.",
                 counters=counters)

@@ -109,25 +109,25 @@ MUTATIONS = ("none", "truncate", "mac_error", "flip_header", "ethertype", "versi
              "heartbeat", "end_of_session", "session")
 
 
-def random_frame(rng: random.Random, seq: int, *, mutation: str | None = None,
-                 max_messages: int = 6) -> tuple[bytes, bool, FrameSpec | None, int]:
-    """(frame bytes, mac_error, spec or None for garbage, messages it would carry if good)."""
-    if mutation is None:
-        mutation = "none" if rng.random() < 0.5 else rng.choice(MUTATIONS)
-    n = rng.randint(1, max_messages)
-    spec = FrameSpec(seq=seq, messages=[random_message(rng) for _ in range(n)])
-    if rng.random() < 0.2:
-        spec.vlan = rng.randrange(4096)
-    if rng.random() < 0.2:
-        spec.ip_options = bytes([1]) * (4 * rng.randint(1, 10))
-    mac_error = False
+def mutate(spec: FrameSpec, rng: random.Random, mutation: str, *,
+           spare_sequence: bool = False) -> tuple[bool, bytes | None]:
+    """Apply ``mutation`` to ``spec`` in place; return (mac_error, replacement bytes or None).
+
+    A replacement (``garbage``) means the frame is not built from the spec at all.
+    ``spare_sequence`` keeps random flips off the MoldUDP64 session and sequence number: a
+    flipped sequence number in an otherwise valid frame is a legal jump the card must follow
+    (it poisons the rest of a run), which long random runs want to avoid."""
+    n = len(spec.messages)
     if mutation == "truncate":
         spec.damage.append(("truncate", rng.randint(1, len(spec.build()) - 1)))
     elif mutation == "mac_error":
-        mac_error = True
+        return True, None
     elif mutation == "flip_header":
-        spec.damage.append(("flip", (rng.randrange(spec.first_length_field()),
-                                     1 << rng.randrange(8))))
+        mold = spec.first_length_field() - moldudp64.HEADER_LENGTH
+        spared = range(mold, mold + moldudp64.HEADER["count"].offset) if spare_sequence \
+            else range(0)
+        pos = rng.choice([p for p in range(spec.first_length_field()) if p not in spared])
+        spec.damage.append(("flip", (pos, 1 << rng.randrange(8))))
     elif mutation == "ethertype":
         spec.ethertype = rng.choice([0x86DD, 0x0806, 0x88A8])
     elif mutation == "version":
@@ -160,7 +160,7 @@ def random_frame(rng: random.Random, seq: int, *, mutation: str | None = None,
         spec.count = rng.randrange(1, n) if n > 1 else 2
     elif mutation == "count_zero":
         spec.count = rng.choice([0, 0xFFFF])
-    elif mutation.startswith("msglen"):
+    elif mutation.startswith("msglen") and n:
         k = rng.randrange(n)
         pos = spec.first_length_field() + sum(2 + len(m) for m in spec.messages[:k])
         value = {"msglen_small": rng.randrange(12), "msglen_big": rng.randint(65, 0xFFFF),
@@ -170,15 +170,30 @@ def random_frame(rng: random.Random, seq: int, *, mutation: str | None = None,
         spec.trailing = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 20)))
     elif mutation == "garbage":
         data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 120)))
-        return data, rng.random() < 0.1, None, 0
+        return rng.random() < 0.1, data
     elif mutation == "heartbeat":
         spec.messages = []
         spec.count = 0
-        n = 0
     elif mutation == "end_of_session":
         spec.messages = []
         spec.count = 0xFFFF
-        n = 0
     elif mutation == "session":
         spec.session = "OTHERSESS1"
-    return spec.build(), mac_error, spec, n
+    return False, None
+
+
+def random_frame(rng: random.Random, seq: int, *, mutation: str | None = None,
+                 max_messages: int = 6) -> tuple[bytes, bool, FrameSpec | None, int]:
+    """(frame bytes, mac_error, spec or None for garbage, messages it carries if good)."""
+    if mutation is None:
+        mutation = "none" if rng.random() < 0.5 else rng.choice(MUTATIONS)
+    n = rng.randint(1, max_messages)
+    spec = FrameSpec(seq=seq, messages=[random_message(rng) for _ in range(n)])
+    if rng.random() < 0.2:
+        spec.vlan = rng.randrange(4096)
+    if rng.random() < 0.2:
+        spec.ip_options = bytes([1]) * (4 * rng.randint(1, 10))
+    mac_error, replacement = mutate(spec, rng, mutation)
+    if replacement is not None:
+        return replacement, mac_error, None, 0
+    return spec.build(), mac_error, spec, len(spec.messages)

@@ -153,19 +153,21 @@ def test_each_mutation(mutation):
 
 
 def test_oversize_frame():
-    """A frame past MAX_FRAME without tlast is OVERSIZE; nothing after byte 9216 leaves."""
-    from tests.ingress_frames import FrameSpec, random_message
-    rng = random.Random(SEED)
-    # 700 short messages: the UDP length field wraps, so make the frame self-consistent up to
-    # the jumbo limit and let it run on: a header that is fine, then far too many bytes.
-    msgs = [random_message(rng) for _ in range(300)]
-    spec = FrameSpec(seq=1, messages=msgs)
-    data = spec.build()
-    frame = data + bytes(9400 - len(data))
-    frames = [(frame, False), FrameSpec(seq=999, messages=msgs[:2]).build() and
-              (FrameSpec(seq=999, messages=msgs[:2]).build(), False)]
-    entries, reports, squash_log, starts = _drive(frames, idle_prob=0.0, rng=rng)
+    """An accepted frame that runs past MAX_FRAME is OVERSIZE: messages completing before
+    byte 9216 left (and are invalidated downstream), nothing after it leaves, and the line
+    goes on with the next frame."""
+    from proto import itch
+    from tests.ingress_frames import FrameSpec
+    add = itch.encode("A", order_ref=1, side="B", shares=1, stock="AAPL", price=1)
+    spec = FrameSpec(seq=1, messages=[add] * 100)      # 3,862 bytes of packet ...
+    big = spec.build()
+    big += bytes(MAX_FRAME + 200 - len(big))           # ... padded past the jumbo limit
+    after = FrameSpec(seq=101, messages=[add] * 3).build()
+    frames = [(big, False), (after, False)]
+    entries, reports, squash_log, starts = _drive(frames, idle_prob=0.0,
+                                                  rng=random.Random(SEED))
     _check(frames, entries, reports, squash_log, starts, SEED)
+    assert [DropReason(r[0]) for r in reports] == [DropReason.OVERSIZE, DropReason.NONE]
 
 
 def test_fifo_overflow_is_a_late_fault():

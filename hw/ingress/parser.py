@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.ingress.layouts import (
@@ -40,6 +39,7 @@ from hw.ingress.layouts import (
     FrameReport,
 )
 from hw.ingress.reasons import MAX_FRAME, MAX_MESSAGE, MIN_MESSAGE, DropReason
+from hw.lib.fifo import HeadRegisterFIFO
 from proto import moldudp64, net
 
 R = DropReason
@@ -115,7 +115,8 @@ class LineParser(wiring.Component):
         rx = self.rx
         valid = rx.tvalid
 
-        m.submodules.fifo = fifo = SyncFIFO(width=Entry.size, depth=self.fifo_depth)
+        # The sequencer reads the head from a register (timing), with no added latency.
+        m.submodules.fifo = fifo = HeadRegisterFIFO(width=Entry.size, depth=self.fifo_depth)
         m.d.comb += [
             self.entries.valid.eq(fifo.r_rdy),
             self.entries.payload.eq(fifo.r_data),

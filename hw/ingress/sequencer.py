@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.events import EventKind, source_signature
 from hw.ingress.layouts import SESSION_BITS, TAG_BITS, Entry, EntryStream, MessageStream
+from hw.regmap import COUNTER_BITS
 from proto import moldudp64
 
 LINES = 2
@@ -56,12 +57,13 @@ class Sequencer(wiring.Component):
             "inc_messages": Out(1),
             "inc_duplicates": Out(2),
             "inc_gaps": Out(1),
-            "inc_gap_messages": Out(64),
+            # Counters are 48 bits and count modulo 2**48 (a corrupt number can claim 2**57).
+            "inc_gap_messages": Out(COUNTER_BITS),
             "inc_heartbeats": Out(1),
             "inc_end_of_session": Out(1),
             "inc_session_mismatch": Out(1),
             "inc_invalidations": Out(1),
-            "inc_invalidated_messages": Out(64),
+            "inc_invalidated_messages": Out(COUNTER_BITS),
             "inc_line_a_won": Out(1),
             "inc_line_b_won": Out(1),
         })
@@ -246,18 +248,21 @@ class Sequencer(wiring.Component):
                     gap_event(cp.seq, cp.seq - e, cx)
 
         # -- end marker -----------------------------------------------------------------------
+        # A bad end marker never comes with a live item: the item of a frame known bad in its
+        # own tlast beat is squashed by the time it reaches the head. So nothing is delivered
+        # in that cycle, and the invalidation works from registered state only (timing).
         inval = Signal()
         with m.If(control & cp.end):
             for x in range(LINES):
                 with m.If(cx == x):
                     m.d.sync += [any_[x].eq(0), discard[x].eq(0)]
-            with m.If(cp.bad & Mux(cx, any1[1], any1[0])):
-                fst = Mux(cx, first1[1], first1[0])
-                lst = Mux(cx, last1[1], last1[0])
+            with m.If(cp.bad & Mux(cx, any_[1], any_[0])):
+                fst = Mux(cx, first[1], first[0])
+                lst = Mux(cx, last[1], last[0])
                 rollback = Signal()
-                m.d.comb += [inval.eq(1), rollback.eq(e1 == lst + 1)]
+                m.d.comb += [inval.eq(1), rollback.eq(e == lst + 1)]
                 with m.If(rollback):
-                    m.d.comb += new_e.eq(Mux(cx, e_before1[1], e_before1[0]))
+                    m.d.comb += new_e.eq(Mux(cx, e_before[1], e_before[0]))
                 body = self.ev_gap.payload.body.invalidate
                 m.d.sync += raise_event(self.ev_gap, EventKind.INVALIDATE, cx, cp.reason)
                 m.d.sync += [body.first.eq(fst), body.last.eq(lst), body.next_seq.eq(new_e),

@@ -392,6 +392,7 @@ class Delivered:
     line: Line
     data: bytes
     cycle: int
+    frame: int = -1   #: index, on its line, of the frame the message came from
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,7 @@ class Sequencer:
         self.counters: dict[str, int] = dict.fromkeys(SEQUENCER_COUNTERS, 0)
         #: Most entries waiting in each FIFO at the start of a cycle (arrived, not popped).
         self.fifo_peak = [0, 0]
+        self._head_frame = [-1, -1]
 
     # -- driving ------------------------------------------------------------------------------
     def unlock(self) -> None:
@@ -511,6 +513,7 @@ class Sequencer:
             raise ValueError(f"cycle {cycle} is not after cycle {self.cycle}")
         self.cycle = cycle
         heads = [self._head(line) for line in Line]
+        self._head_frame = [-1 if h is None else h.frame for h in heads]
         for line in Line:
             waiting = bisect.bisect_right(self._arrivals[line], cycle) - self._popped[line]
             self.fifo_peak[line] = max(self.fifo_peak[line], waiting)
@@ -675,7 +678,7 @@ class Sequencer:
             self.first[line] = m.seq
         self.last[line] = m.seq
         self.any[line] = True
-        self.stream.append(Delivered(m.seq, line, m.data, self.cycle))
+        self.stream.append(Delivered(m.seq, line, m.data, self.cycle, self._head_frame[line]))
 
     def _gap(self, line: Line, received: int) -> None:
         """A forward jump to ``received`` (a message, or a heartbeat / end-of-session header).

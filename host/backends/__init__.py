@@ -1,0 +1,1 @@
+"""Card backends: how register accesses and event records reach a card."""

@@ -1,0 +1,207 @@
+"""``wirespeed``: the command line over :mod:`host` (it only calls the library).
+
+The only backend today is the simulated card (``--backend sim``): the core's Verilog running in
+the Verilator harness. Each invocation starts a fresh simulated card, so register writes made by
+one ``wirespeed regs write`` do not survive to the next command; ``replay`` configures
+everything it needs itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from host.card import Card, CardError
+from host.regs import RegisterError
+from hw.events import EventKind
+from sim.feed.frames import FeedAddress
+
+
+def _open_card(backend: str, trace: str | None = None):
+    if backend != "sim":
+        raise click.UsageError(f"unknown backend {backend!r} (available: sim)")
+    from host.backends.sim import SimCard
+    sim = SimCard(trace=trace)
+    try:
+        return Card(sim), sim
+    except CardError as e:
+        raise click.ClickException(str(e)) from None
+
+
+backend_option = click.option("--backend", default="sim", show_default=True,
+                              help="Which card to drive (sim: the simulated card).")
+
+
+@click.group()
+@click.version_option(package_name="wirespeed")
+def main() -> None:
+    """wirespeed: drive a bump-in-the-wire trading card (or its simulation)."""
+
+
+@main.command()
+@backend_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(backend: str, as_json: bool) -> None:
+    """Identity block and sequencer state of the card."""
+    card, _ = _open_card(backend)
+    out = {"identity": card.identity.as_dict(), "sequencer": card.sequencer(),
+           "feeds": [str(f) for f in card.feeds()]}
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for k, v in out["identity"].items():
+        click.echo(f"{k:16} {v}")
+    seq = out["sequencer"]
+    click.echo(f"{'sequencer':16} locked={seq['locked']} expected={seq['expected']} "
+               f"session={seq['session']!r}")
+
+
+@main.group()
+def regs() -> None:
+    """Read and write registers by name (see docs/regmap.md)."""
+
+
+@regs.command("dump")
+@backend_option
+def regs_dump(backend: str) -> None:
+    """Every register with its address and value."""
+    card, _ = _open_card(backend)
+    for name, addr, value, access in card.regs.dump():
+        shown = "-" if value is None else f"{value:#010x}"
+        click.echo(f"{addr:#06x}  {name:28} {access:3}  {shown}")
+
+
+@regs.command("read")
+@backend_option
+@click.argument("name")
+def regs_read(backend: str, name: str) -> None:
+    """Read a register, a 64-bit pair (e.g. time) or a counter (e.g. messages)."""
+    card, _ = _open_card(backend)
+    try:
+        click.echo(f"{card.regs.read(name):#x}")
+    except RegisterError as e:
+        raise click.ClickException(str(e.args[0])) from None
+
+
+@regs.command("write")
+@backend_option
+@click.argument("name")
+@click.argument("value")
+def regs_write(backend: str, name: str, value: str) -> None:
+    """Write VALUE (decimal or 0x...) to a register, then read it back."""
+    card, _ = _open_card(backend)
+    try:
+        card.regs.write(name, int(value, 0))
+        click.echo(f"{name} = {card.regs.read(name):#x}")
+    except (RegisterError, ValueError) as e:
+        raise click.ClickException(str(e.args[0] if e.args else e)) from None
+
+
+def _parse_feeds(values: tuple[str, ...]) -> list[FeedAddress]:
+    try:
+        return [FeedAddress.parse(v) for v in values]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--feed") from None
+
+
+@main.command()
+@backend_option
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--feed", "feeds", multiple=True, metavar="GROUP:PORT",
+              help="A destination the card accepts (repeatable). A day file is published "
+                   "to the first one. Default: 233.54.12.1:26477.")
+@click.option("--line-b", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A second capture (or day file) fed to line B, interleaved by capture time.")
+@click.option("--session", default="WIRESPEED1", show_default=True,
+              help="MoldUDP64 session name used when packetizing a day file.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON object at the end: {"counters", "events", "messages", '
+                   '"cycles", ...}.')
+@click.option("--events-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every event record (raw 64-byte records, hw/events.py) to a file.")
+@click.option("--tap", is_flag=True, help="Also send a MESSAGE event per delivered message.")
+@click.option("--trace", type=click.Path(dir_okay=False), help="Dump an FST waveform here.")
+def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None,
+           session: str, as_json: bool, events_out: Path | None, tap: bool,
+           trace: str | None) -> None:
+    """Replay PATH (pcap/pcapng of Ethernet frames, or a NASDAQ day file) through the card."""
+    from host import replay as rp
+    feed_list = _parse_feeds(feeds) or [rp.DEFAULT_FEED]
+    card, sim = _open_card(backend, trace)
+    card.set_feeds(feed_list)
+    kinds = [k for k in EventKind if k is not EventKind.MESSAGE or tap]
+    card.set_events(kinds)
+    try:
+        frames_a = rp.load_frames(path, feed_list[0], session=session)
+        frames_b = rp.load_frames(line_b, feed_list[0], session=session) if line_b else None
+    except (OSError, ValueError) as e:
+        raise click.ClickException(f"cannot read input: {e}") from None
+
+    progress = None
+    bar = None
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+        bar = Progress(SpinnerColumn(), TextColumn("replaying"), BarColumn(),
+                       TextColumn("{task.completed} frames"), transient=True)
+        task = bar.add_task("replay", total=None)
+        bar.start()
+
+        def progress(n: int) -> None:
+            bar.advance(task, n)
+    try:
+        result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
+                           keep_records=events_out is not None)
+    except ValueError as e:
+        raise click.ClickException(f"bad input: {e}") from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    if events_out is not None:
+        data = result.records.tobytes() if result.records is not None else b""
+        events_out.write_bytes(data)
+    if as_json:
+        click.echo(json.dumps(result.as_json()))
+        return
+    _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    c = result.counters
+    table = Table(title="replay", show_header=True)
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    for name in ("frames", "frames_dropped", "mold_packets", "messages", "duplicates", "gaps",
+                 "gap_messages", "heartbeats", "invalidations", "line_a_won", "line_b_won"):
+        table.add_row(name, f"{c[name]:,}")
+    for name, v in sorted(c.items()):
+        if name.startswith("drop_") and v:
+            table.add_row(name, f"{v:,}")
+    console = Console()
+    console.print(table)
+    rate = result.messages / result.wall_seconds if result.wall_seconds else 0
+    console.print(f"{result.messages:,} messages in {result.cycles:,} cycles; "
+                  f"{result.wall_seconds:.2f} s wall, {rate:,.0f} messages/s simulated")
+    if result.events:
+        console.print("events: " + ", ".join(f"{k}={v}" for k, v in result.events.items()))
+
+
+@main.command("gen-day")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--messages", default=100_000, show_default=True)
+@click.option("--symbols", default="AAPL,MSFT,AMZN,GOOG,META,NVDA,TSLA,INTC", show_default=True)
+@click.option("--seed", default=1, show_default=True)
+def gen_day(out: Path, messages: int, symbols: str, seed: int) -> None:
+    """Write a synthetic ITCH 5.0 day file (.gz to compress)."""
+    from sim.feed import dayfile, synth
+    msgs = synth.generate_day(messages, symbols=tuple(symbols.split(",")), seed=seed)
+    n = dayfile.write_dayfile(out, msgs)
+    click.echo(f"{out}: {n} messages")
+
+
+if __name__ == "__main__":
+    main()

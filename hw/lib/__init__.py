@@ -1,0 +1,1 @@
+"""Small generic blocks used across the core."""
