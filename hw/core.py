@@ -127,9 +127,7 @@ class Core(wiring.Component):
         wiring.connect(m, pb.entries, seq.entries_b)
         m.d.comb += [
             seq.squash_a.eq(pa.squash), seq.squash_b.eq(pb.squash),
-            # Frames whose tlast came before this cycle: those reported, plus the one
-            # reporting now (a report comes one cycle after its tlast).
-            seq.frames_a.eq(ra.index + ra.valid), seq.frames_b.eq(rb.index + rb.valid),
+            seq.frames_a.eq(pa.frames_seen), seq.frames_b.eq(pb.frames_seen),
             seq.seq_reset.eq(csr.ctrl[1]),
             csr.ro_seq_status.eq(Cat(seq.locked, seq.ended)),
             csr.ro_seq_expected.eq(seq.expected),

@@ -127,10 +127,11 @@ def compare(events, frames, counters, where, unlocks=()):
              for ev in res.events if ev.kind is kind]
         assert sorted(g) == sorted(w), f"{kind.name}: {g[:3]} vs model {w[:3]} {where}"
 
-    # Frame drops: reason in aux, raised the cycle after tlast.
+    # Frame drops: reason in aux, raised two cycles after tlast (the verdict reads registered
+    # check bits, which settle a cycle after the last capture).
     drops = [(e["timestamp"], e["line"], e["aux"], e["frame_index"], e["frame_bytes"])
              for e in by_kind.get("FRAME_DROP", [])]
-    want_drops = [(d.end_cycle + 1, int(d.line), int(d.reason), d.index,
+    want_drops = [(d.end_cycle + 2, int(d.line), int(d.reason), d.index,
                    min(d.frame_bytes, MAX_FRAME + 1)) for d in res.drops]
     assert sorted(drops) == sorted(want_drops), f"drops differ {where}"
 

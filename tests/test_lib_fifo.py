@@ -14,7 +14,7 @@ from hw.lib.fifo import HeadRegisterFIFO
 SEED = int(os.environ.get("WIRESPEED_SEED", random.randrange(1 << 30)))
 
 
-@pytest.mark.parametrize("depth,p_write,p_read", [(2, 0.7, 0.5), (4, 0.9, 0.3),
+@pytest.mark.parametrize("depth,p_write,p_read", [(3, 0.7, 0.5), (4, 0.9, 0.3),
                                                   (16, 0.5, 0.9), (16, 1.0, 1.0)])
 def test_against_deque(depth, p_write, p_read):
     rng = random.Random(SEED + depth)

@@ -54,7 +54,7 @@ EntryStream = stream.Signature(Entry)
 
 FilterEntry = data.StructLayout({"ip": 32, "port": 16, "enable": 1})
 
-#: A line's end-of-frame report, one cycle after tlast, for counters and FRAME_DROP events.
+#: A line's end-of-frame report, two cycles after tlast, for counters and FRAME_DROP events.
 FrameReport = data.StructLayout({
     "valid": 1, "dropped": 1, "reason": REASON_BITS, "good_packet": 1,
     "index": 32, "nbytes": 14,

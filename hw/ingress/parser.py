@@ -52,9 +52,9 @@ class LineParser(wiring.Component):
 
     Ports: ``rx`` (the MAC's stream), ``filters`` (destination table from CSRs), ``entries``
     (the FIFO's read side, for the sequencer), ``squash`` (a bit per frame tag: items of that
-    frame still in the FIFO must be dropped), ``report`` (end-of-frame summary one cycle after
-    ``tlast``, for counters and drop events), ``level`` (FIFO occupancy, for the high-water
-    mark).
+    frame still in the FIFO must be dropped), ``report`` (end-of-frame summary two cycles after
+    ``tlast``, for counters and drop events), ``frames_seen`` (frames whose ``tlast`` beat is
+    over), ``level`` (FIFO occupancy, for the high-water mark).
     """
 
     def __init__(self, *, n_filters: int = 8, fifo_depth: int = 16):
@@ -71,6 +71,7 @@ class LineParser(wiring.Component):
             "entries": Out(EntryStream),
             "squash": Out(1 << TAG_BITS),
             "report": Out(FrameReport),
+            "frames_seen": Out(32),
             "level": Out(range(fifo_depth + 1)),
         })
 
@@ -91,9 +92,11 @@ class LineParser(wiring.Component):
         """Capture the byte at ``base + offset`` (``base`` a position signal).
 
         Returns ``(registered, live)``: ``live`` already shows the byte in the beat that
-        carries it, for decisions made in that very beat."""
+        carries it, for decisions made in that very beat. The position is registered: ``base``
+        (a registered position itself) settles early enough that ``base + offset`` is ready
+        by the beat that carries the byte (shown by the tests with and without a VLAN tag)."""
         pos = Signal(POS_BITS, name=f"{name}_pos")
-        m.d.comb += pos.eq(base + offset)
+        m.d.sync += pos.eq(base + offset)
         here = Signal(name=f"{name}_here")
         m.d.comb += here.eq(self.rx.tvalid & (beat == pos[3:]))
         reg = Signal(8, name=name)
@@ -178,14 +181,21 @@ class LineParser(wiring.Component):
         dst_ip = ip_field("dst")
         ihl = Signal(4)
         m.d.comb += ihl.eq(ver_ihl[:4])
-        l3 = Signal(5)
-        m.d.comb += l3.eq(Mux(vlan, l3_tag, l3_plain))
+        # Positions derived from captured fields are registered: they settle a cycle after
+        # the field is captured, long before they are used (UDP fields start at beat 4, the
+        # IPv4 options' checksum words at byte 34), and the parser's logic then starts from
+        # flip-flops instead of from a chain of muxes and adders on the captures.
+        # Reset values are those of an untagged frame without IPv4 options, so that nothing
+        # registered after reset points into the first beats of the first frame.
+        l3 = Signal(5, init=l3_plain)
+        m.d.sync += l3.eq(Mux(vlan, l3_tag, l3_plain))
         hdr_bytes = Signal(7)   # IPv4 header length in bytes, at least 20 for positions
         m.d.comb += hdr_bytes.eq(Mux(ihl < 5, 20, ihl << 2))
-        l4 = Signal(7)
-        m.d.comb += l4.eq(l3 + hdr_bytes)
+        l4_min = l3_plain + net.IPV4.length
+        l4 = Signal(7, init=l4_min)
+        m.d.sync += l4.eq(Mux(vlan, l3_tag, l3_plain) + hdr_bytes)
         ip_end = Signal(POS_BITS)
-        m.d.comb += ip_end.eq(l3 + total_len)
+        m.d.sync += ip_end.eq(Mux(vlan, l3_tag, l3_plain) + total_len)
 
         # -- IPv4 header checksum: ones' complement sum of the header words ------------------
         # l3 is even, so header words sit on even lanes. The tag decision for beat 1 is taken
@@ -235,10 +245,22 @@ class LineParser(wiring.Component):
         _, session_live = l4_field(mold["session"], net.UDP.length, "m_sess", raw=True)
         _, seq_live = l4_field(mold["sequence"], net.UDP.length, "m_seq")
         count_reg, count_live = l4_field(mold["count"], net.UDP.length, "m_count")
-        h_end = Signal(POS_BITS)    # H: first byte after the MoldUDP64 header
-        m.d.comb += h_end.eq(l4 + net.UDP.length + moldudp64.HEADER_LENGTH)
+        mold_len = net.UDP.length + moldudp64.HEADER_LENGTH
+        h_end = Signal(POS_BITS, init=l4_min + mold_len)  # H: first byte after Mold header
+        # Beat of H - 1: at least 7 for any frame, so a stale value never matches beat 0..6.
+        h_beat = Signal(POS_BITS - 3, init=(l4_min + mold_len - 1) >> 3)
         udp_end = Signal(POS_BITS)
-        m.d.comb += udp_end.eq(l4 + udp_len)
+        udp_last = Signal(POS_BITS)
+        fit_h = Signal(POS_BITS)    # longest first message that fits: udp_end - 2 - H
+        h_keep = Signal(4, init=(l4_min + mold_len) - 8 * ((l4_min + mold_len - 1) >> 3))
+        m.d.sync += [
+            h_end.eq(l4 + mold_len), h_beat.eq((l4 + mold_len - 1) >> 3),
+            # Bytes of the header in its last beat (1..8): a runt test in that beat is then a
+            # 4-bit compare with tkeep's count instead of an adder and a 17-bit compare.
+            h_keep.eq(l4 + mold_len - ((l4 + mold_len - 1) >> 3 << 3)),
+            udp_end.eq(l4 + udp_len), udp_last.eq(l4 + udp_len - 1),
+            fit_h.eq(udp_len - mold_len - 2),
+        ]
 
         # -- header checks (docs/ingress.md section 1), from captured fields -----------------
         match = Signal()
@@ -261,8 +283,20 @@ class LineParser(wiring.Component):
             (R.FILTERED, l4 + 8, ~match),
             (R.MOLD_HEADER, l4 + 8, udp_len < net.UDP.length + moldudp64.HEADER_LENGTH),
         ]
+        # Each check's result and the frame length it needs, registered (one cycle behind
+        # the captures: settled by H - 1, and by the report two cycles after tlast).
+        checks_r = []
+        need_init = {R.ETHERTYPE: l3_plain, R.IPV4_HEADER: l3_plain + 1}
+        for reason, need, fails in checks:
+            need_r = Signal(POS_BITS, name=f"need_{reason.name.lower()}",
+                            init=need_init.get(reason, l4_min + 8))
+            fail_r = Signal(name=f"fail_{reason.name.lower()}")
+            m.d.sync += [need_r.eq(need), fail_r.eq(fails)]
+            checks_r.append((reason, need_r, fail_r))
         header_fail = Signal()
-        m.d.comb += header_fail.eq(Cat(f for _, _, f in checks).any())
+        m.d.comb += header_fail.eq(Cat(f for _, _, f in checks_r).any())
+        count_fail_r = Signal()
+        m.d.sync += count_fail_r.eq(count_fail_of(count_reg))
 
         # -- frame state ----------------------------------------------------------------------
         accepted = Signal()          # header item handed over; the frame is open
@@ -270,10 +304,12 @@ class LineParser(wiring.Component):
         fault = Signal(REASON_BITS)  # first late fault of an accepted frame
         tag = Signal(TAG_BITS)
 
-        # framing walk registers
+        # framing walk registers (positions kept precomputed: +1, +2, room left)
         blk = Signal(POS_BITS)       # position of the next length field
-        k_started = Signal(16)       # length fields accepted so far
-        n_count = Signal(16)
+        blk_p1 = Signal(POS_BITS)
+        blk_p2 = Signal(POS_BITS)
+        fit = Signal(POS_BITS)       # longest message that still fits: udp_end - 2 - blk
+        remaining = Signal(16)       # length fields still to read (count minus read)
         next_seq = Signal(64)
         len_hi = Signal(8)
         in_msg = Signal()
@@ -287,9 +323,9 @@ class LineParser(wiring.Component):
 
         # -- the header beat ------------------------------------------------------------------
         at_h = Signal()
-        m.d.comb += at_h.eq(valid & ~accepted & (beat == (h_end - 1)[3:]))
+        m.d.comb += at_h.eq(valid & ~accepted & (beat == h_beat))
         end_short = Signal()  # the frame ends in this beat before H (runt case)
-        m.d.comb += end_short.eq(last & (frame_len < h_end))
+        m.d.comb += end_short.eq(last & (nkeep < h_keep))   # in the H - 1 beat only
         trunc_now = Signal()
         m.d.comb += trunc_now.eq(last & (frame_len < ip_end))
         mac_now = Signal()
@@ -300,6 +336,8 @@ class LineParser(wiring.Component):
         hdr_ok = Signal()  # header good, not blocked by a fault in this beat
         m.d.comb += hdr_ok.eq(at_h & ~end_short & ~header_fail & ~count_fail_of(count_live)
                               & ~mac_now & ~trunc_now)
+        # (count_fail_of reads the captured UDP length, settled beats ago; the count itself is
+        # in this very beat.)
         hdr_push = Signal()
         m.d.comb += hdr_push.eq(hdr_ok & room_item)
 
@@ -307,34 +345,36 @@ class LineParser(wiring.Component):
         walking = Signal()
         m.d.comb += walking.eq(valid & ((accepted & ~bad) | hdr_push))
         blk_cur = Signal(POS_BITS)
-        k_cur = Signal(16)
-        n_cur = Signal(16)
+        blk_p1_cur = Signal(POS_BITS)
+        blk_p2_cur = Signal(POS_BITS)
+        fit_cur = Signal(POS_BITS)
+        rem_cur = Signal(16)
         m.d.comb += [
             blk_cur.eq(Mux(accepted, blk, h_end)),
-            k_cur.eq(Mux(accepted, k_started, 0)),
-            n_cur.eq(Mux(accepted, n_count, count_live)),
+            blk_p1_cur.eq(Mux(accepted, blk_p1, h_end + 1)),
+            blk_p2_cur.eq(Mux(accepted, blk_p2, h_end + 2)),
+            fit_cur.eq(Mux(accepted, fit, fit_h)),
+            rem_cur.eq(Mux(accepted, remaining, count_live)),
         ]
-        lf1 = Signal(POS_BITS)
-        m.d.comb += lf1.eq(blk_cur + 1)
         want_len = Signal()
-        m.d.comb += want_len.eq(walking & (k_cur < n_cur) & (blk_cur < udp_end))
+        m.d.comb += want_len.eq(walking & (rem_cur != 0) & (blk_cur < udp_end))
         has_b0 = Signal()
         has_b1 = Signal()
-        m.d.comb += [has_b0.eq(blk_cur[3:] == beat), has_b1.eq(lf1[3:] == beat)]
+        m.d.comb += [has_b0.eq(blk_cur[3:] == beat), has_b1.eq(blk_p1_cur[3:] == beat)]
         stray = Signal()      # a length field starting on the payload's last byte
-        m.d.comb += stray.eq(want_len & has_b0 & (blk_cur == udp_end - 1))
+        m.d.comb += stray.eq(want_len & has_b0 & (blk_cur == udp_last))
         hi = Signal(8)
         m.d.comb += hi.eq(Mux(has_b0, self._lane(blk_cur[:3]), len_hi))
         with m.If(want_len & has_b0 & ~has_b1):
             m.d.sync += len_hi.eq(self._lane(blk_cur[:3]))
         length = Signal(16)
-        m.d.comb += length.eq(Cat(self._lane(lf1[:3]), hi))
+        m.d.comb += length.eq(Cat(self._lane(blk_p1_cur[:3]), hi))
         len_read = Signal()
         m.d.comb += len_read.eq(want_len & has_b1 & ~stray)
         len_bad = Signal()
         m.d.comb += len_bad.eq(len_read & ((length < MIN_MESSAGE) | (length > MAX_MESSAGE)))
         overrun = Signal()
-        m.d.comb += overrun.eq(len_read & ~len_bad & (lf1 + length >= udp_end))
+        m.d.comb += overrun.eq(len_read & ~len_bad & (length > fit_cur))
         msg_begin = Signal()
         m.d.comb += msg_begin.eq(len_read & ~len_bad & ~overrun)
 
@@ -363,8 +403,11 @@ class LineParser(wiring.Component):
                 en.append(e)
             return en
 
+        # Writes switch to the next message as soon as its length field is in the beat —
+        # whether or not that length turns out valid (if not, the frame is bad and the buffer
+        # no longer matters). That keeps the length checks off the write-enable path.
         start_w = Signal(POS_BITS)
-        m.d.comb += start_w.eq(Mux(msg_begin, lf1 + 1, msg_start))
+        m.d.comb += start_w.eq(Mux(has_b1, blk_p2_cur, msg_start))
         rot_w = rotated(start_w)
         en_w = write_enables(start_w, "wr")
         with m.If(valid & (msg_begin | in_msg)):
@@ -389,18 +432,20 @@ class LineParser(wiring.Component):
         m.d.comb += msg_push.eq(msg_ok & room_item)
 
         with m.If(msg_begin):
-            end_pos = lf1 + length
+            end_pos = blk_p1_cur + length
             m.d.sync += [
                 in_msg.eq(1),
-                msg_start.eq(lf1 + 1),
+                msg_start.eq(blk_p2_cur),
                 msg_end.eq(end_pos),
                 msg_len.eq(length),
                 msg_seq.eq(Mux(accepted, next_seq, seq_live)),
                 next_seq.eq(Mux(accepted, next_seq, seq_live) + 1),
-                msg_xor.eq((k_cur + 1 == n_cur) ^ (end_pos == udp_end - 1)),
+                # MOLD_COUNT: exactly one of "last by count" and "ends the payload" holds.
+                msg_xor.eq((rem_cur == 1) ^ (length == fit_cur)),
                 keep.eq(Cat(Const(j, 7) < length for j in range(MAX_MESSAGE))),
-                blk.eq(end_pos + 1),
-                k_started.eq(k_cur + 1),
+                blk.eq(end_pos + 1), blk_p1.eq(end_pos + 2), blk_p2.eq(end_pos + 3),
+                fit.eq(fit_cur - length - 2),
+                remaining.eq(rem_cur - 1),
             ]
         with m.Elif(completes):
             m.d.sync += in_msg.eq(0)
@@ -432,11 +477,12 @@ class LineParser(wiring.Component):
         m.d.comb += cur_tag.eq(Mux(accepted, tag, next_tag))
         with m.If(hdr_push):
             m.d.sync += [
-                accepted.eq(1), bad.eq(0), tag.eq(next_tag), n_count.eq(count_live),
+                accepted.eq(1), bad.eq(0), tag.eq(next_tag),
                 self.squash.bit_select(next_tag, 1).eq(0),
             ]
             with m.If(~msg_begin):
-                m.d.sync += [blk.eq(h_end), k_started.eq(0), next_seq.eq(seq_live)]
+                m.d.sync += [blk.eq(h_end), blk_p1.eq(h_end + 1), blk_p2.eq(h_end + 2),
+                             fit.eq(fit_h), remaining.eq(count_live), next_seq.eq(seq_live)]
         with m.If(new_fault):
             m.d.sync += [bad.eq(1), fault.eq(new_reason),
                          self.squash.bit_select(cur_tag, 1).eq(1)]
@@ -462,37 +508,42 @@ class LineParser(wiring.Component):
             push_en.eq(hdr_push | msg_push | end_here),
         ]
 
-        # -- end of frame: close, and report one cycle later ----------------------------------
+        # -- end of frame: close, and report two cycles later ----------------------------------
+        # The verdict of a frame that never opened walks the checks in order (section 1), on
+        # the registered check bits: those of the tlast beat's captures settle a cycle after
+        # it. The next frame cannot disturb them in time: its beat 0 captures nothing.
+        # Two stages, because the next frame may be a single beat whose tlast comes before
+        # this frame's report.
         ended = Signal()
-        end_len = Signal(POS_BITS)
-        end_tuser = Signal()
-        end_accepted = Signal()
-        end_bad = Signal()
-        end_reason = Signal(REASON_BITS)
-        m.d.sync += ended.eq(last)
+        ended2 = Signal()
+        stage1 = [Signal(POS_BITS), Signal(), Signal(), Signal(), Signal(REASON_BITS)]
+        end_len, end_tuser, end_accepted, end_bad, end_reason = stage2 = \
+            [Signal.like(x, name=f"end_{n}") for x, n in
+             zip(stage1, ("len", "tuser", "accepted", "bad", "reason"), strict=True)]
+        m.d.sync += [ended.eq(last), ended2.eq(ended)]
         with m.If(last):
             m.d.sync += [
-                end_len.eq(frame_len), end_tuser.eq(rx.tuser),
-                end_accepted.eq(accepted | hdr_push), end_bad.eq(frame_bad_final),
-                end_reason.eq(reason_final),
+                stage1[0].eq(frame_len), stage1[1].eq(rx.tuser),
+                stage1[2].eq(accepted | hdr_push), stage1[3].eq(frame_bad_final),
+                stage1[4].eq(reason_final),
                 accepted.eq(0), bad.eq(0), in_msg.eq(0),
             ]
+        with m.If(ended):
+            m.d.sync += [b.eq(a) for a, b in zip(stage1, stage2, strict=True)]
 
-        # The verdict of a frame that never opened walks the checks in order (section 1).
-        # Captures of the ended frame are intact: the next frame's beat 0 captures nothing.
-        verdict = Signal(REASON_BITS)
         # A header item blocked in the H-1 beat falls through to TRUNCATED or OVERFLOW.
+        verdict = Signal(REASON_BITS)
         with m.If(end_tuser):
             m.d.comb += verdict.eq(R.MAC_ERROR)
         with m.Else():
-            for i, (reason, need, fails) in enumerate(checks):
+            for i, (reason, need, fails) in enumerate(checks_r):
                 with (m.If if i == 0 else m.Elif)(end_len < need):
                     m.d.comb += verdict.eq(R.RUNT)
                 with m.Elif(fails):
                     m.d.comb += verdict.eq(reason)
             with m.Elif(end_len < h_end):
                 m.d.comb += verdict.eq(R.RUNT)
-            with m.Elif(count_fail_of(count_reg)):
+            with m.Elif(count_fail_r):
                 m.d.comb += verdict.eq(R.MOLD_COUNT)
             with m.Elif(end_len < ip_end):
                 m.d.comb += verdict.eq(R.TRUNCATED)
@@ -500,10 +551,14 @@ class LineParser(wiring.Component):
                 m.d.comb += verdict.eq(R.OVERFLOW)
 
         index = Signal(32)
-        with m.If(ended):
+        with m.If(ended2):
             m.d.sync += index.eq(index + 1)
+        seen = Signal(32)       # frames whose tlast beat has passed (for GAP events)
+        with m.If(last):
+            m.d.sync += seen.eq(seen + 1)
         m.d.comb += [
-            self.report.valid.eq(ended),
+            self.frames_seen.eq(seen),
+            self.report.valid.eq(ended2),
             self.report.dropped.eq(~end_accepted | end_bad),
             self.report.reason.eq(Mux(end_accepted, Mux(end_bad, end_reason, R.NONE), verdict)),
             self.report.good_packet.eq(end_accepted & ~end_bad),

@@ -23,8 +23,8 @@ class HeadRegisterFIFO(wiring.Component):
     """
 
     def __init__(self, width: int, depth: int):
-        if depth < 2:
-            raise ValueError("depth must be at least 2 (the head and one queued entry)")
+        if depth < 3:
+            raise ValueError("depth must be at least 3 (head, staging and one queued entry)")
         self.width = width
         self.depth = depth
         super().__init__({
@@ -35,8 +35,16 @@ class HeadRegisterFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.queue = q = SyncFIFO(width=self.width, depth=self.depth - 1)
+        # Three places hold entries, in order: the head register (read side), the queue
+        # (distributed RAM), and a staging register in front of the queue. The write port
+        # goes straight to the head when everything ahead is empty (the bypass: readable next
+        # cycle); otherwise it lands in staging, which drains into the queue or the head.
+        # Registers load whenever they are free; a late ``w_en`` only sets two valid flags
+        # — not a RAM write enable, not the enable of a wide register.
+        m.submodules.queue = q = SyncFIFO(width=self.width, depth=self.depth - 2)
         head_valid = self.r_rdy
+        stage = Signal(self.width)
+        stage_valid = Signal()
         pop = Signal()
         m.d.comb += pop.eq(head_valid & self.r_en)
         head_free = Signal()   # the head register can take a new value at this edge
@@ -45,17 +53,25 @@ class HeadRegisterFIFO(wiring.Component):
         m.d.comb += [
             write.eq(self.w_en & self.w_rdy),
             self.w_rdy.eq(self.level != self.depth),
-            self.level.eq(q.level + head_valid),
+            self.level.eq(q.level + head_valid + stage_valid),
+            q.w_data.eq(stage),
         ]
+        # Head: from the queue if it holds anything, else from staging, else the write port.
         with m.If(head_free):
             with m.If(q.r_rdy):
-                # Older entries wait in the queue: the head comes from there, the write joins it.
-                m.d.comb += [q.r_en.eq(1), q.w_en.eq(write), q.w_data.eq(self.w_data)]
+                m.d.comb += q.r_en.eq(1)
                 m.d.sync += [self.r_data.eq(q.r_data), head_valid.eq(1)]
-            with m.Elif(write):
-                m.d.sync += [self.r_data.eq(self.w_data), head_valid.eq(1)]   # bypass
+            with m.Elif(stage_valid):
+                m.d.sync += [self.r_data.eq(stage), head_valid.eq(1)]
             with m.Else():
-                m.d.sync += head_valid.eq(0)
-        with m.Else():
-            m.d.comb += [q.w_en.eq(write), q.w_data.eq(self.w_data)]
+                m.d.sync += [self.r_data.eq(self.w_data), head_valid.eq(write)]
+        took_stage = Signal()  # staging moved on this cycle (into the head or the queue)
+        m.d.comb += took_stage.eq(stage_valid & ((head_free & ~q.r_rdy) | q.w_rdy))
+        with m.If(stage_valid & ~(head_free & ~q.r_rdy)):
+            m.d.comb += q.w_en.eq(1)
+        # Staging: takes the write unless the write went to the head.
+        bypassed = Signal()
+        m.d.comb += bypassed.eq(head_free & ~q.r_rdy & ~stage_valid)
+        with m.If(~stage_valid | took_stage):
+            m.d.sync += [stage.eq(self.w_data), stage_valid.eq(write & ~bypassed)]
         return m
