@@ -15,6 +15,10 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# A synthetic day through the simulated card on lines A and B (see tools/demo.py).
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 tests

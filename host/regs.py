@@ -6,6 +6,7 @@ looks them up in the same map the gateware's CSR bank was generated from.
 
 from __future__ import annotations
 
+import difflib
 from typing import Protocol
 
 from hw.regmap import COUNTER_BITS, REGMAP, Access, RegisterMap
@@ -29,7 +30,8 @@ class Registers:
         try:
             return self.map[name]
         except KeyError:
-            close = [n for n in self.map.registers if name in n][:5]
+            names = list(self.map.registers) + list(self.map.counters)
+            close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise RegisterError(f"no register named {name!r}{hint}") from None
 
