@@ -267,9 +267,10 @@ class LineParser(wiring.Component):
         m.d.comb += match.eq(Cat(
             f.enable & (f.ip == dst_ip) & (f.port == dst_port) for f in self.filters).any())
 
-        def count_fail_of(cnt):
+        def count_fail_of(cnt, bare=None):
             special = (cnt == moldudp64.HEARTBEAT_COUNT) | (cnt == moldudp64.END_OF_SESSION_COUNT)
-            bare = udp_len == net.UDP.length + moldudp64.HEADER_LENGTH
+            if bare is None:
+                bare = udp_len == net.UDP.length + moldudp64.HEADER_LENGTH
             return Mux(special, ~bare, bare)
 
         checks = [  # (reason, frame length needed, fails)
@@ -293,10 +294,15 @@ class LineParser(wiring.Component):
             fail_r = Signal(name=f"fail_{reason.name.lower()}")
             m.d.sync += [need_r.eq(need), fail_r.eq(fails)]
             checks_r.append((reason, need_r, fail_r))
+        # All checks but the count one read fields that settle at least two beats before H - 1,
+        # so their verdict can be registered once more: the header beat then only adds the
+        # count check on the live bytes.
         header_fail = Signal()
-        m.d.comb += header_fail.eq(Cat(f for _, _, f in checks_r).any())
+        m.d.sync += header_fail.eq(Cat(f for _, _, f in checks_r).any())
         count_fail_r = Signal()
         m.d.sync += count_fail_r.eq(count_fail_of(count_reg))
+        bare_r = Signal()   # no room for messages after the MoldUDP64 header
+        m.d.sync += bare_r.eq(udp_len == net.UDP.length + moldudp64.HEADER_LENGTH)
 
         # -- frame state ----------------------------------------------------------------------
         accepted = Signal()          # header item handed over; the frame is open
@@ -326,36 +332,46 @@ class LineParser(wiring.Component):
         m.d.comb += at_h.eq(valid & ~accepted & (beat == h_beat))
         end_short = Signal()  # the frame ends in this beat before H (runt case)
         m.d.comb += end_short.eq(last & (nkeep < h_keep))   # in the H - 1 beat only
+        # "The frame would be truncated if it ended in this beat", precomputed for the next
+        # beat from registered positions (ip_end settles by beat 4; it matters from H on).
+        ipe_beat = Signal(POS_BITS - 3)
+        ipe_keep = Signal(4)
+        m.d.sync += [ipe_beat.eq((ip_end - 1) >> 3),
+                     ipe_keep.eq(ip_end - ((ip_end - 1) >> 3 << 3))]
+        next_beat = Signal(range(MAX_BEATS + 1))
+        m.d.comb += next_beat.eq(Mux(valid, Mux(rx.tlast, 0, Mux(beat == MAX_BEATS, beat,
+                                                                   beat + 1)), beat))
+        ipe_lt = Signal()
+        ipe_eq = Signal()
+        m.d.sync += [ipe_lt.eq(next_beat < ipe_beat), ipe_eq.eq(next_beat == ipe_beat)]
         trunc_now = Signal()
-        m.d.comb += trunc_now.eq(last & (frame_len < ip_end))
+        m.d.comb += trunc_now.eq(last & (ipe_lt | (ipe_eq & (nkeep < ipe_keep))))
         mac_now = Signal()
         m.d.comb += mac_now.eq(last & rx.tuser)
         oversize_now = Signal()
         m.d.comb += oversize_now.eq(valid & (beat == MAX_BEATS))
 
         hdr_ok = Signal()  # header good, not blocked by a fault in this beat
-        m.d.comb += hdr_ok.eq(at_h & ~end_short & ~header_fail & ~count_fail_of(count_live)
-                              & ~mac_now & ~trunc_now)
+        m.d.comb += hdr_ok.eq(at_h & ~end_short & ~header_fail
+                              & ~count_fail_of(count_live, bare_r) & ~mac_now & ~trunc_now)
         # (count_fail_of reads the captured UDP length, settled beats ago; the count itself is
         # in this very beat.)
         hdr_push = Signal()
         m.d.comb += hdr_push.eq(hdr_ok & room_item)
 
         # -- framing walk (docs/ingress.md section 2) -------------------------------------------
+        # Until the header is accepted, the walk registers hold the positions after H (they
+        # settle by beat 6; H - 1 is in beat 7 or later). In the header beat the walk runs on
+        # speculation — the header may still fail — and whatever it set is reloaded from H in
+        # the next cycle if it did: nothing of a frame acts before ``accepted``.
         walking = Signal()
-        m.d.comb += walking.eq(valid & ((accepted & ~bad) | hdr_push))
-        blk_cur = Signal(POS_BITS)
-        blk_p1_cur = Signal(POS_BITS)
-        blk_p2_cur = Signal(POS_BITS)
-        fit_cur = Signal(POS_BITS)
+        m.d.comb += walking.eq(valid & ((accepted & ~bad) | at_h))
+        blk_cur, blk_p1_cur, blk_p2_cur, fit_cur = blk, blk_p1, blk_p2, fit
+        with m.If(~accepted):
+            m.d.sync += [blk.eq(h_end), blk_p1.eq(h_end + 1), blk_p2.eq(h_end + 2),
+                         fit.eq(fit_h)]
         rem_cur = Signal(16)
-        m.d.comb += [
-            blk_cur.eq(Mux(accepted, blk, h_end)),
-            blk_p1_cur.eq(Mux(accepted, blk_p1, h_end + 1)),
-            blk_p2_cur.eq(Mux(accepted, blk_p2, h_end + 2)),
-            fit_cur.eq(Mux(accepted, fit, fit_h)),
-            rem_cur.eq(Mux(accepted, remaining, count_live)),
-        ]
+        m.d.comb += rem_cur.eq(Mux(accepted, remaining, count_live))
         want_len = Signal()
         m.d.comb += want_len.eq(walking & (rem_cur != 0) & (blk_cur < udp_end))
         has_b0 = Signal()
@@ -375,8 +391,6 @@ class LineParser(wiring.Component):
         m.d.comb += len_bad.eq(len_read & ((length < MIN_MESSAGE) | (length > MAX_MESSAGE)))
         overrun = Signal()
         m.d.comb += overrun.eq(len_read & ~len_bad & (length > fit_cur))
-        msg_begin = Signal()
-        m.d.comb += msg_begin.eq(len_read & ~len_bad & ~overrun)
 
         # -- message byte buffer ---------------------------------------------------------------
         def rotated(start):
@@ -410,7 +424,7 @@ class LineParser(wiring.Component):
         m.d.comb += start_w.eq(Mux(has_b1, blk_p2_cur, msg_start))
         rot_w = rotated(start_w)
         en_w = write_enables(start_w, "wr")
-        with m.If(valid & (msg_begin | in_msg)):
+        with m.If(valid):   # bytes outside the message are written too; they are never read
             for j in range(MAX_MESSAGE):
                 with m.If(en_w[j]):
                     m.d.sync += buf[8 * j:8 * j + 8].eq(rot_w[j % DATA_BYTES])
@@ -423,7 +437,7 @@ class LineParser(wiring.Component):
             for j in range(MAX_MESSAGE)))
 
         completes = Signal()  # the message in progress has its last byte in this beat
-        m.d.comb += completes.eq(valid & in_msg & ~bad & (msg_end[3:] == beat))
+        m.d.comb += completes.eq(valid & accepted & in_msg & ~bad & (msg_end[3:] == beat))
         xor_fault = Signal()
         m.d.comb += xor_fault.eq(completes & msg_xor)
         msg_ok = Signal()     # would be handed over, if nothing else blocks it
@@ -431,7 +445,9 @@ class LineParser(wiring.Component):
         msg_push = Signal()
         m.d.comb += msg_push.eq(msg_ok & room_item)
 
-        with m.If(msg_begin):
+        # Loaded on every length read: when the length is bad the frame is bad, and nothing
+        # loaded here is used again. The checks only reach the fault logic.
+        with m.If(len_read):
             end_pos = blk_p1_cur + length
             m.d.sync += [
                 in_msg.eq(1),
@@ -480,9 +496,8 @@ class LineParser(wiring.Component):
                 accepted.eq(1), bad.eq(0), tag.eq(next_tag),
                 self.squash.bit_select(next_tag, 1).eq(0),
             ]
-            with m.If(~msg_begin):
-                m.d.sync += [blk.eq(h_end), blk_p1.eq(h_end + 1), blk_p2.eq(h_end + 2),
-                             fit.eq(fit_h), remaining.eq(count_live), next_seq.eq(seq_live)]
+            with m.If(~len_read):
+                m.d.sync += [remaining.eq(count_live), next_seq.eq(seq_live)]
         with m.If(new_fault):
             m.d.sync += [bad.eq(1), fault.eq(new_reason),
                          self.squash.bit_select(cur_tag, 1).eq(1)]

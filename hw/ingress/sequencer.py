@@ -100,6 +100,29 @@ class Sequencer(wiring.Component):
             lt = Signal(name=f"lt{x}")
             m.d.comb += lt.eq(p.seq < e)
             hd.append((p, v, live, ctl, judged, lt))
+        # Everything a cycle may need from a head is computed for both heads in parallel, from
+        # their registers; the line chosen this cycle then only selects 1-bit results and
+        # already computed values (the 64-bit compares and subtractions stay off the path
+        # through the line choice).
+        pre = []
+        for x, (p, *_rest) in enumerate(hd):
+            f = {
+                "ne": Signal(name=f"ne{x}"), "gt": Signal(name=f"gt{x}"),
+                "miss": Signal(64, name=f"miss{x}"), "plus1": Signal(64, name=f"plus1_{x}"),
+                "other_session": Signal(name=f"other_session{x}"),
+                "heartbeat": Signal(name=f"heartbeat{x}"), "eos": Signal(name=f"eos{x}"),
+            }
+            m.d.comb += [
+                f["ne"].eq(p.seq != e), f["gt"].eq(p.seq > e), f["miss"].eq(p.seq - e),
+                f["plus1"].eq(p.seq + 1),
+                f["other_session"].eq(p.data[:SESSION_BITS] != self.session),
+                f["heartbeat"].eq(p.count == moldudp64.HEARTBEAT_COUNT),
+                f["eos"].eq(p.count == moldudp64.END_OF_SESSION_COUNT),
+            ]
+            pre.append(f)
+
+        def sel(line, key):
+            return Mux(line, pre[1][key], pre[0][key])
         (pa, va, _, ctl_a, ja, lt_a), (pb, vb, _, ctl_b, jb, lt_b) = hd
         eq_ab = Signal()
         a_less = Signal()
@@ -157,13 +180,13 @@ class Sequencer(wiring.Component):
         dp = data.View(Entry, Mux(dline, pb.as_value(), pa.as_value()))
         s = dp.seq
         gap = Signal()
-        m.d.comb += gap.eq(deliver & (s != e))   # delivered implies s >= e
+        m.d.comb += gap.eq(deliver & sel(dline, "ne"))   # delivered implies s >= e
         missing = Signal(64)
-        m.d.comb += missing.eq(s - e)
+        m.d.comb += missing.eq(sel(dline, "miss"))
 
         # Expected after the message part of this cycle, for the end marker that may follow.
         e1 = Signal(64)
-        m.d.comb += e1.eq(Mux(deliver, s + 1, e))
+        m.d.comb += e1.eq(Mux(deliver, sel(dline, "plus1"), e))
         any1 = [Signal(name=f"any1_{x}") for x in "ab"]
         first1 = [Signal(64, name=f"first1_{x}") for x in "ab"]
         last1 = [Signal(64, name=f"last1_{x}") for x in "ab"]
@@ -215,8 +238,8 @@ class Sequencer(wiring.Component):
         new_e = Signal(64)
         m.d.comb += new_e.eq(e1)
         hdr_gap = Signal()
-        special = (cp.count == moldudp64.HEARTBEAT_COUNT) | \
-                  (cp.count == moldudp64.END_OF_SESSION_COUNT)
+        is_hb, is_eos = sel(cx, "heartbeat"), sel(cx, "eos")
+        special = is_hb | is_eos
         hdr_session = cp.data[:SESSION_BITS]
         with m.If(hdr):
             with m.If(~self.locked):
@@ -226,7 +249,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += raise_event(self.ev_session, EventKind.SESSION, cx)
                 m.d.sync += [self.ev_session.payload.body.session.next_seq.eq(cp.seq),
                              self.ev_session.payload.body.session.session.eq(hdr_session)]
-            with m.If(self.locked & (hdr_session != self.session)):
+            with m.If(self.locked & sel(cx, "other_session")):
                 m.d.comb += self.inc_session_mismatch.eq(1)
                 m.d.sync += discard[0].eq(Mux(cx, discard[0], 1))
                 m.d.sync += discard[1].eq(Mux(cx, 1, discard[1]))
@@ -234,18 +257,18 @@ class Sequencer(wiring.Component):
                 for x in range(LINES):
                     with m.If(cx == x):
                         m.d.sync += [discard[x].eq(0), any_[x].eq(0)]
-                with m.If(cp.count == moldudp64.HEARTBEAT_COUNT):
+                with m.If(is_hb):
                     m.d.comb += self.inc_heartbeats.eq(1)
-                with m.If(cp.count == moldudp64.END_OF_SESSION_COUNT):
+                with m.If(is_eos):
                     m.d.comb += self.inc_end_of_session.eq(1)
                     m.d.sync += [self.ended.eq(1)]
                     m.d.sync += raise_event(self.ev_eos, EventKind.END_OF_SESSION, cx)
                     m.d.sync += [self.ev_eos.payload.body.end_of_session.next_seq.eq(cp.seq),
                                  self.ev_eos.payload.body.end_of_session.session.eq(
                                      hdr_session)]
-                with m.If(self.locked & special & (cp.seq > e)):
+                with m.If(self.locked & special & sel(cx, "gt")):
                     m.d.comb += [hdr_gap.eq(1), new_e.eq(cp.seq)]
-                    gap_event(cp.seq, cp.seq - e, cx)
+                    gap_event(cp.seq, sel(cx, "miss"), cx)
 
         # -- end marker -----------------------------------------------------------------------
         # A bad end marker never comes with a live item: the item of a frame known bad in its
@@ -294,7 +317,7 @@ class Sequencer(wiring.Component):
             heads[0].ready.eq(pop[0]), heads[1].ready.eq(pop[1]),
             self.inc_messages.eq(deliver), self.inc_duplicates.eq(dups),
             self.inc_gaps.eq(gap | hdr_gap),
-            self.inc_gap_messages.eq(Mux(gap, missing, Mux(hdr_gap, cp.seq - e, 0))),
+            self.inc_gap_messages.eq(Mux(gap, missing, Mux(hdr_gap, sel(cx, "miss"), 0))),
             self.inc_line_a_won.eq(deliver & (dline == 0)),
             self.inc_line_b_won.eq(deliver & (dline == 1)),
         ]
