@@ -34,6 +34,8 @@ class EventKind(enum.IntEnum):
     #: A forward jump in MoldUDP64 sequence numbers (messages lost on every line).
     GAP = 1
     #: Messages delivered from a frame that was found bad afterwards; do not trust them.
+    #: ``aux`` is the frame's :class:`~hw.ingress.reasons.DropReason`; ``next_seq`` is where
+    #: the sequencer stands afterwards (rolled back, or not when more was delivered since).
     INVALIDATE = 2
     #: The card locked onto a MoldUDP64 session (first packet after a sequence reset).
     SESSION = 3
@@ -41,7 +43,8 @@ class EventKind(enum.IntEnum):
     END_OF_SESSION = 4
     #: A frame was dropped; ``aux`` is the :class:`~hw.ingress.reasons.DropReason`.
     FRAME_DROP = 5
-    #: Tap of a delivered message (off by default; for debugging and tests).
+    #: Tap of a delivered message (off by default; for debugging and tests). ``aux`` is the
+    #: message length; the body has its sequence number and first 40 bytes.
     MESSAGE = 6
 
 

@@ -13,7 +13,8 @@ host refuses to drive a card whose hash it does not know (a stale bitstream, or 
 from another revision, would otherwise poke the wrong registers).
 
 Counters are 48 bits wide — a day of the busiest feed at full line rate stays far below 2^48 —
-and occupy two words: reading ``_LO`` snapshots the upper 16 bits into a latch that the
+and count modulo 2^48 (``gap_messages`` can be asked to add a corrupt sequence number's jump
+of 2^63); each occupies two words: reading ``_LO`` snapshots the upper 16 bits into a latch that the
 following ``_HI`` read returns, so a 32-bit host reads a consistent 48-bit value.
 """
 
