@@ -126,7 +126,7 @@ class Core(wiring.Component):
         wiring.connect(m, pa.entries, seq.entries_a)
         wiring.connect(m, pb.entries, seq.entries_b)
         m.d.comb += [
-            seq.squash_a.eq(pa.squash), seq.squash_b.eq(pb.squash),
+            seq.squashed_a.eq(pa.head_squashed), seq.squashed_b.eq(pb.head_squashed),
             seq.frames_a.eq(pa.frames_seen), seq.frames_b.eq(pb.frames_seen),
             seq.seq_reset.eq(csr.ctrl[1]),
             csr.ro_seq_status.eq(Cat(seq.locked, seq.ended)),

@@ -70,6 +70,7 @@ class LineParser(wiring.Component):
             "filters": In(data.ArrayLayout(FilterEntry, n_filters)),
             "entries": Out(EntryStream),
             "squash": Out(1 << TAG_BITS),
+            "head_squashed": Out(1),
             "report": Out(FrameReport),
             "frames_seen": Out(32),
             "level": Out(range(fifo_depth + 1)),
@@ -494,13 +495,23 @@ class LineParser(wiring.Component):
         with m.If(hdr_push):
             m.d.sync += [
                 accepted.eq(1), bad.eq(0), tag.eq(next_tag),
-                self.squash.bit_select(next_tag, 1).eq(0),
             ]
             with m.If(~len_read):
                 m.d.sync += [remaining.eq(count_live), next_seq.eq(seq_live)]
         with m.If(new_fault):
-            m.d.sync += [bad.eq(1), fault.eq(new_reason),
-                         self.squash.bit_select(cur_tag, 1).eq(1)]
+            m.d.sync += [bad.eq(1), fault.eq(new_reason)]
+        # The squash bits as they will be next cycle: a new frame's tag starts clear, a frame
+        # found bad sets its own. ``head_squashed`` is the bit of next cycle's FIFO head,
+        # registered — the sequencer reads one flip-flop instead of a 32:1 lookup.
+        squash_next = Signal(1 << TAG_BITS)
+        m.d.comb += squash_next.eq(self.squash)
+        with m.If(hdr_push):
+            m.d.comb += squash_next.bit_select(next_tag, 1).eq(0)
+        with m.If(new_fault):
+            m.d.comb += squash_next.bit_select(cur_tag, 1).eq(1)
+        m.d.sync += self.squash.eq(squash_next)
+        head_next = data.View(Entry, fifo.r_data_next)
+        m.d.sync += self.head_squashed.eq(squash_next.bit_select(head_next.tag, 1))
 
         # -- entry to the FIFO ----------------------------------------------------------------
         end_here = Signal()   # an accepted frame's end marker goes out in this beat

@@ -22,7 +22,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.events import EventKind, source_signature
-from hw.ingress.layouts import SESSION_BITS, TAG_BITS, Entry, EntryStream, MessageStream
+from hw.ingress.layouts import SESSION_BITS, Entry, EntryStream, MessageStream
 from hw.regmap import COUNTER_BITS
 from proto import moldudp64
 
@@ -41,8 +41,9 @@ class Sequencer(wiring.Component):
         super().__init__({
             "entries_a": In(EntryStream),
             "entries_b": In(EntryStream),
-            "squash_a": In(1 << TAG_BITS),
-            "squash_b": In(1 << TAG_BITS),
+            # The head entry's frame is known bad (from the parser, registered).
+            "squashed_a": In(1),
+            "squashed_b": In(1),
             "frames_a": In(32),
             "frames_b": In(32),
             "seq_reset": In(1),
@@ -72,7 +73,7 @@ class Sequencer(wiring.Component):
         m = Module()
         e = self.expected
         heads = [self.entries_a, self.entries_b]
-        squashes = [self.squash_a, self.squash_b]
+        squashes = [self.squashed_a, self.squashed_b]
 
         discard = [Signal(name=f"discard_{x}") for x in "ab"]
         any_ = [Signal(name=f"any_{x}") for x in "ab"]
@@ -92,7 +93,7 @@ class Sequencer(wiring.Component):
             p = data.View(Entry, heads[x].payload)
             v = heads[x].valid
             live = Signal(name=f"live{x}")       # the item survives squashing
-            m.d.comb += live.eq(v & p.item & ~squashes[x].bit_select(p.tag, 1))
+            m.d.comb += live.eq(v & p.item & ~squashes[x])
             ctl = Signal(name=f"ctl{x}")
             m.d.comb += ctl.eq(v & ((live & p.header) | p.end))
             judged = Signal(name=f"judged{x}")  # a plain message to judge against expected

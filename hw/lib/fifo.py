@@ -9,7 +9,7 @@ in cycle *t + 1* — like ``SyncFIFO`` — but from a register.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -30,6 +30,9 @@ class HeadRegisterFIFO(wiring.Component):
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            # What r_data will hold next cycle: lets a user precompute, and register, a
+            # function of the head (a lookup that would otherwise sit on its read path).
+            "r_data_next": Out(width),
             "level": Out(range(depth + 1)),
         })
 
@@ -57,7 +60,10 @@ class HeadRegisterFIFO(wiring.Component):
             q.w_data.eq(stage),
         ]
         # Head: from the queue if it holds anything, else from staging, else the write port.
+        m.d.comb += self.r_data_next.eq(self.r_data)
         with m.If(head_free):
+            m.d.comb += self.r_data_next.eq(
+                Mux(q.r_rdy, q.r_data, Mux(stage_valid, stage, self.w_data)))
             with m.If(q.r_rdy):
                 m.d.comb += q.r_en.eq(1)
                 m.d.sync += [self.r_data.eq(q.r_data), head_valid.eq(1)]
