@@ -51,6 +51,8 @@ def make_feed(rng: random.Random, packets: int, *, p_lost: float, p_bad: float,
     seq, slot = first_seq, 20
     for _ in range(packets):
         msgs = [random_message(rng) for _ in range(rng.randint(1, 8))]
+        # The packet's time slot comes from its clean length, whatever each line does to it.
+        clean_beats = (len(FrameSpec(seq=seq, messages=msgs).build()) + 7) // 8
         for line in (0, 1):
             fate = rng.random()
             if fate < p_lost:
@@ -64,7 +66,7 @@ def make_feed(rng: random.Random, packets: int, *, p_lost: float, p_bad: float,
             start = slot + (skew if line == 1 else 0) + rng.choice((0, 0, 0, 1, 5))
             lines[line].append((data, mac_error, max(start, 0)))
         seq += len(msgs)
-        slot += (len(spec.build()) + 7) // 8 + rng.choice((0, 0, 1, 3, 20))
+        slot += clean_beats + rng.choice((0, 0, 1, 3, 20))
     return lines, seq
 
 
