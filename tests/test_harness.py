@@ -12,6 +12,7 @@ the first run verilates and compiles (~30 s per library on two cores).
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -296,21 +297,166 @@ def test_rebuild_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     # The key follows the Verilog's content, not its path.
     copy = tmp_path / "copy.v"
     copy.write_bytes(STANDIN.read_bytes())
-    key = harness_build.library_key([STANDIN], TOP, False)
-    assert harness_build.library_key([copy], TOP, False) == key
+    key = harness_build.library_key([STANDIN], TOP, False, True)
+    assert harness_build.library_key([copy], TOP, False, True) == key
     copy.write_bytes(STANDIN.read_bytes() + b"// changed\n")
-    assert harness_build.library_key([copy], TOP, False) != key
-    assert harness_build.library_key([STANDIN], TOP, True) != key
+    assert harness_build.library_key([copy], TOP, False, True) != key
+    assert harness_build.library_key([STANDIN], TOP, True, False) != key
+    assert harness_build.library_key([STANDIN], TOP, False, False) != key
 
 
 def test_trace_written(tmp_path: Path) -> None:
     path = tmp_path / "wave.fst"
     with Harness(STANDIN, TOP, trace=path) as h:
+        assert not h.registered_inputs  # a trace shows the inputs where the design sees them
         h.push_frames(0, [bytes(range(40))])
         h.run()
         assert len(h.records()) == 1
     data = path.read_bytes()
     assert len(data) > 200 and data[0] == 0  # an FST file opens with its header block (0)
+
+
+def scripted_session(h: Harness, seed: int) -> list:
+    """Everything observable from a session that mixes every call that runs cycles."""
+    rng = np.random.default_rng(seed)
+    seen: list = []
+    h.c2h_ready(0.6, seed=seed)
+    for _ in range(6):
+        for line in (0, 1):
+            n = int(rng.integers(1, 30))
+            h.push_frames(line, random_frames(rng, n),
+                          not_before=h.cycle + rng.integers(0, 60, n),
+                          idle=rng.integers(0, 3, n), error=rng.random(n) < 0.2)
+        h.poke("standin_aux_in", int(rng.integers(0, 1 << 62)))
+        h.step(int(rng.integers(0, 40)))
+        seen.append((h.cycle, h.peek("standin_aux_out"), h.peek("m_axis_c2h_tvalid"),
+                     h.peek("m_axis_c2h_tdata")))
+        h.axil_write(REG_SCRATCH, int(rng.integers(0, 1 << 32)), w_delay=int(rng.integers(-2, 3)))
+        seen.append((h.axil_read(REG_AUX), h.axil_read(REG_CYCLE_LO), h.axil_read(REG_SCRATCH)))
+        seen.append(h.run(max_cycles=int(rng.integers(50, 400))))
+    seen.append(h.run())
+    records, cycles = h.records_with_cycles()
+    seen += [records.tobytes(), cycles.tolist()]
+    for line in (0, 1):
+        seen += [h.frame_start_cycles(line).tolist(), h.line_stats(line)]
+    seen.append([h.axil_read(a) for a in (REG_GENERATED, REG_DROPPED, *REG_LINE)])
+    return seen
+
+
+def test_registered_inputs_match_plain_build() -> None:
+    """One evaluation per cycle (the default) changes nothing observable, between calls too."""
+    with (Harness(STANDIN, TOP) as registered,
+          Harness(STANDIN, TOP, registered_inputs=False) as plain):
+        assert registered.registered_inputs and not plain.registered_inputs
+        assert registered.library != plain.library
+        for seed in (1, 2):
+            assert scripted_session(registered, seed) == scripted_session(plain, seed), seed
+
+
+# Outputs that are functions of the same cycle's inputs (Mealy): AXI-Lite readies from the
+# valids, and a C2H record combinational from line A's last beat, stamped with a cycle count.
+MEALY = """
+module wirespeed_core (
+    input clk, input rst,
+    input [63:0] s_axis_rx_a_tdata, input [7:0] s_axis_rx_a_tkeep,
+    input s_axis_rx_a_tvalid, input s_axis_rx_a_tlast, input s_axis_rx_a_tuser,
+    input [63:0] s_axis_rx_b_tdata, input [7:0] s_axis_rx_b_tkeep,
+    input s_axis_rx_b_tvalid, input s_axis_rx_b_tlast, input s_axis_rx_b_tuser,
+    output [511:0] m_axis_c2h_tdata, output m_axis_c2h_tvalid, input m_axis_c2h_tready,
+    output m_axis_c2h_tlast,
+    input [15:0] s_axil_awaddr, input s_axil_awvalid, output s_axil_awready,
+    input [31:0] s_axil_wdata, input [3:0] s_axil_wstrb, input s_axil_wvalid,
+    output s_axil_wready, output [1:0] s_axil_bresp, output s_axil_bvalid, input s_axil_bready,
+    input [15:0] s_axil_araddr, input s_axil_arvalid, output s_axil_arready,
+    output [31:0] s_axil_rdata, output [1:0] s_axil_rresp, output s_axil_rvalid,
+    input s_axil_rready
+);
+    reg [31:0] count, scratch, rdata;
+    reg bvalid, rvalid;
+    assign s_axil_awready = s_axil_awvalid & s_axil_wvalid & ~bvalid;
+    assign s_axil_wready = s_axil_awready;
+    assign s_axil_arready = ~rvalid;
+    always @(posedge clk) begin
+        count <= rst ? 32'd0 : count + 32'd1;
+        if (rst) begin
+            bvalid <= 1'b0;
+            rvalid <= 1'b0;
+        end else begin
+            if (s_axil_awready) begin
+                scratch <= s_axil_wdata ^ {16'd0, s_axil_awaddr};
+                bvalid <= 1'b1;
+            end else if (s_axil_bready) bvalid <= 1'b0;
+            if (s_axil_arvalid & s_axil_arready) begin
+                rdata <= scratch ^ count ^ {16'd0, s_axil_araddr};
+                rvalid <= 1'b1;
+            end else if (s_axil_rready) rvalid <= 1'b0;
+        end
+    end
+    assign s_axil_bvalid = bvalid;
+    assign s_axil_rvalid = rvalid;
+    assign s_axil_rdata = rdata;
+    assign s_axil_bresp = 2'd0;
+    assign s_axil_rresp = 2'd0;
+    assign m_axis_c2h_tvalid = s_axis_rx_a_tvalid & s_axis_rx_a_tlast;
+    assign m_axis_c2h_tdata = {s_axis_rx_b_tdata, s_axis_rx_b_tkeep, s_axis_rx_b_tvalid,
+                               s_axis_rx_a_tuser, s_axis_rx_a_tkeep, s_axis_rx_a_tdata, count};
+    assign m_axis_c2h_tlast = 1'b1;
+endmodule
+"""
+
+
+def test_registered_inputs_mealy_outputs(tmp_path: Path) -> None:
+    """Outputs combinational from inputs are sampled in the cycle of those inputs."""
+    source = tmp_path / "mealy.v"
+    source.write_text(MEALY)
+    seen = []
+    for registered in (True, False):
+        rng = np.random.default_rng(5)
+        with Harness(source, TOP, registered_inputs=registered) as h:
+            assert h.registered_inputs == registered
+            for line in (0, 1):
+                n = 40
+                h.push_frames(line, random_frames(rng, n), idle=rng.integers(0, 3, n),
+                              error=rng.random(n) < 0.3)
+            reads = []
+            for w_delay in (-2, 0, 3):
+                h.step(int(rng.integers(1, 30)))
+                h.axil_write(0x40, int(rng.integers(0, 1 << 32)), w_delay=w_delay)
+                reads.append((h.cycle, h.axil_read(0x44)))
+            h.run()
+            records, cycles = h.records_with_cycles()
+            assert len(records) == 40  # one per line-A frame, in its last beat
+            count = np.frombuffer(records.tobytes(), dtype="<u4").reshape(-1, 16)[:, 0]
+            assert len(set((count - cycles).tolist())) == 1  # stamped in the cycle it left
+            seen.append((reads, records.tobytes(), cycles.tolist(), h.frame_start_cycles(1)
+                         .tolist()))
+    assert seen[0] == seen[1]
+
+
+# Designs a registered-inputs wrapper would change: the inputs would reach these events or
+# this use of clk as data half a cycle early (the outputs are sampled with clk high).
+@pytest.mark.parametrize("body, reason", [
+    ("always @(negedge clk) q <= a;", "events other than posedge clk"),
+    ("always @(posedge clk or posedge rst) q <= rst ? 1'b0 : a;",
+     "events other than posedge clk"),
+    ("always @(posedge clk) q <= a; assign y = a & clk;", "uses clk as data"),
+    ("always @(posedge clk) begin q <= a; if (a) $finish; end", "can stop itself"),
+    ("always @(posedge clk) q <= a; assign y = a;", None),
+])
+def test_registered_inputs_blocker(tmp_path: Path, body: str, reason: str | None) -> None:
+    source = tmp_path / "t.v"
+    source.write_text("module t(input clk, input rst, input a, output reg q, output y);\n"
+                      f"{body}\nendmodule\n")
+    tc = harness_build.toolchain()
+    subprocess.run([str(tc.verilator), *harness_build.VERILATOR_FLAGS, "--top-module", "t",
+                    "--Mdir", str(tmp_path / "obj"), str(source)],
+                   env=tc.env, check=True, capture_output=True)
+    ports = harness_build.parse_ports((tmp_path / "obj" / "Vdut.h").read_text())
+    blocker = harness_build.registered_inputs_blocker(tmp_path / "obj", ports)
+    if reason is None:
+        assert blocker is None
+    else:
+        assert blocker is not None and reason in blocker
 
 
 def test_missing_ports_reported(tmp_path: Path) -> None:
@@ -392,6 +538,7 @@ def test_axil_timeout(misbehaving: Path) -> None:
 
 def test_finish_and_fatal_raise(misbehaving: Path) -> None:
     with Harness(misbehaving, TOP) as h:
+        assert not h.registered_inputs  # it could stop one cycle late: built plain
         h.poke("mode", 5)
         with pytest.raises(SimulationError, match=r"\$finish"):
             h.step(10)

@@ -50,6 +50,11 @@ from the call that ran the cycle. ``$stop``, ``$fatal`` and ``$finish`` in the d
 refuses further cycles after a ``$stop``/``$fatal``, whose own message Verilator prints on
 stdout (the exception names the source line).
 
+How the model is evaluated does not change any of this: by default the library registers
+the design's inputs in a generated wrapper so that each cycle costs one evaluation instead
+of two, with the same values in every cycle and the same state between calls (see
+:class:`Harness` and docs/harness.md, "Evaluation").
+
 Ports beyond those the harness drives (:data:`~sim.harness.build.REQUIRED_PORTS`) are
 tolerated: inputs start at 0 and can be tied with ``Harness(tie={...})`` or :meth:`Harness.poke`;
 any port can be read with :meth:`Harness.peek`. To give a new port a per-cycle driver, add it to the
@@ -161,6 +166,7 @@ _SIGNATURES: dict[str, tuple[type | None, list]] = {
     "wh_create": (c_void_p, [c_char_p, c_uint64, c_char_p, c_size_t]),
     "wh_destroy": (None, [c_void_p]),
     "wh_error": (c_char_p, [c_void_p]),
+    "wh_registered_inputs": (c_int, []),
     "wh_port_count": (c_int, []),
     "wh_port_name": (c_char_p, [c_int]),
     "wh_port_dir": (c_int, [c_int]),
@@ -223,15 +229,22 @@ class Harness:
     they keep their value across resets. The harness is reset for ``reset_cycles`` cycles on
     construction. ``library`` is the path of the shared library in use, ``ports`` the
     design's top-level ports.
+
+    ``registered_inputs`` (the default) builds the design behind a wrapper that registers
+    its inputs, so that each cycle costs one evaluation of the model instead of two, with
+    the same results (see ``harness.cpp``); :attr:`registered_inputs` tells whether the
+    design allowed it (``manifest.json`` next to :attr:`library` says why not). ``False``
+    builds the plain model (for cross-checking). Trace builds are always plain.
     """
 
     def __init__(self, verilog: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                  top: str = "wirespeed_core", *, trace: str | os.PathLike[str] | None = None,
                  build_dir: str | os.PathLike[str] | None = None, reset_cycles: int = 8,
-                 tie: Mapping[str, int] | None = None, trace_period_ps: int = 6400):
+                 tie: Mapping[str, int] | None = None, trace_period_ps: int = 6400,
+                 registered_inputs: bool = True):
         self._h: int | None = None
         self.library = build_library(verilog, top, trace=trace is not None,
-                                     build_dir=build_dir)
+                                     build_dir=build_dir, registered_inputs=registered_inputs)
         self._lib = _load(self.library)
         lib = self._lib
         self.ports: dict[str, Port] = {}
@@ -267,6 +280,11 @@ class Harness:
     def __del__(self) -> None:
         if getattr(self, "_h", None) is not None:
             self.close()
+
+    @property
+    def registered_inputs(self) -> bool:
+        """True if the library evaluates the model once per cycle (registered inputs)."""
+        return bool(self._lib.wh_registered_inputs())
 
     @property
     def _handle(self) -> int:
