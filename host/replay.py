@@ -14,6 +14,7 @@ of simulated idle.
 from __future__ import annotations
 
 import gzip
+import heapq
 import itertools
 import time
 from collections import Counter
@@ -27,7 +28,7 @@ from host.card import Card
 from hw.events import EventKind
 from sim.feed import dayfile
 from sim.feed.frames import FeedAddress
-from sim.feed.pcap import Frame, dayfile_to_frames, merge_frames, read_frames
+from sim.feed.pcap import Frame, dayfile_to_frames, read_frames
 
 DEFAULT_FEED = FeedAddress("233.54.12.1", 26477)
 DEFAULT_SESSION = "WIRESPEED1"
@@ -149,21 +150,12 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
                 sim.send(line, per_line[line], not_before=np.array(when[line], dtype=np.uint64))
                 sent[line] += len(per_line[line])
         sim.run()
-        recs = card.events()
-        if len(recs):
-            for k, n in zip(*np.unique(recs["kind"], return_counts=True), strict=True):
-                kinds[_kind_name(int(k))] += int(n)
-            if keep_records:
-                kept.append(recs)
+        _tally(card.events(), kinds, kept if keep_records else None)
         # Later chunks start where the schedule stands, relative to the drained harness.
         base = sim.cycle - sched.prev_start
         if progress:
             progress(len(batch))
-    recs = card.events()
-    for k in recs["kind"]:
-        kinds[_kind_name(int(k))] += 1
-    if keep_records and len(recs):
-        kept.append(recs)
+    _tally(card.events(), kinds, kept if keep_records else None)
     counters = card.counters()
     wall = time.perf_counter() - t0
     return ReplayResult(
@@ -175,8 +167,17 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
 
 def merge_frames_tagged(*streams: Iterable[tuple[Frame, int]]) -> Iterator[tuple[Frame, int]]:
     """Merge ``(frame, line)`` streams by capture time; ties keep line A first."""
-    import heapq
     return heapq.merge(*streams, key=lambda fl: fl[0].timestamp_ns)
+
+
+def _tally(records: np.ndarray, kinds: Counter, kept: list | None) -> None:
+    """Count event records by kind (and keep them when asked)."""
+    if not len(records):
+        return
+    for k, n in zip(*np.unique(records["kind"], return_counts=True), strict=True):
+        kinds[_kind_name(int(k))] += int(n)
+    if kept is not None:
+        kept.append(records)
 
 
 def _kind_name(k: int) -> str:
@@ -187,4 +188,4 @@ def _kind_name(k: int) -> str:
 
 
 __all__ = ["DEFAULT_FEED", "ReplayResult", "Scheduler", "detect_format", "load_frames",
-           "replay", "merge_frames"]
+           "replay", "merge_frames_tagged"]
