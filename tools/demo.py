@@ -32,13 +32,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "build" / "demo")
     args = ap.parse_args()
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
 
     t = time.perf_counter()
     day = args.out / "synthetic.NASDAQ_ITCH50.gz"
     messages = synth.generate_day(args.messages, seed=args.seed)
     dayfile.write_dayfile(day, messages)
-    print(f"[1/3] {day.relative_to(REPO)}: {len(messages):,} ITCH messages "
+    print(f"[1/3] {day}: {len(messages):,} ITCH messages "
           f"({time.perf_counter() - t:.1f} s)")
 
     t = time.perf_counter()
