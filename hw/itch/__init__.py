@@ -1,0 +1,1 @@
+"""NASDAQ TotalView-ITCH 5.0 decoding (docs/book.md, section 1)."""
