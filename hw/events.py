@@ -46,6 +46,13 @@ class EventKind(enum.IntEnum):
     #: Tap of a delivered message (off by default; for debugging and tests). ``aux`` is the
     #: message length; the body has its sequence number and first 40 bytes.
     MESSAGE = 6
+    #: The best bid or offer of a subscribed slot changed (docs/book.md §4); ``aux`` = slot.
+    BBO = 7
+    #: A trade on a subscribed slot (E, printable C, P, Q); ``aux`` = slot.
+    TRADE = 8
+    #: A book limit was hit or the feed lost messages: the slot (or every slot, ``slot`` =
+    #: 0xFF) is stale. ``aux`` is the :class:`~hw.book.params.AlertReason`.
+    BOOK_ALERT = 9
 
 
 # Field specs: (name, numpy type code) — "u8".."u64", or "S<n>" for n raw bytes.
@@ -67,7 +74,23 @@ BODY_FIELDS: dict[EventKind, tuple[tuple[str, str], ...]] = {
     EventKind.END_OF_SESSION: (("next_seq", "u8"), ("session", "S10")),
     EventKind.FRAME_DROP: (("frame_index", "u8"), ("frame_bytes", "u2")),
     EventKind.MESSAGE: (("msg_seq", "u8"), ("data", "S40")),
+    EventKind.BBO: (
+        ("itch_seq", "u8"), ("bid_px", "u4"), ("bid_sz", "u4"), ("ask_px", "u4"),
+        ("ask_sz", "u4"), ("itch_time", "u8"), ("locate", "u2"), ("flags", "u1"),
+        ("symbol", "S8"),
+    ),
+    EventKind.TRADE: (
+        ("itch_seq", "u8"), ("price", "u4"), ("shares", "u4"), ("volume", "u8"),
+        ("notional", "u8"), ("match", "u8"), ("locate", "u2"), ("type", "u1"),
+    ),
+    EventKind.BOOK_ALERT: (
+        ("itch_seq", "u8"), ("slot", "u1"), ("locate", "u2"), ("order_ref", "u8"),
+        ("price", "u4"),
+    ),
 }
+
+#: ``flags`` bits of a BBO event.
+BBO_STALE = 1
 
 LINE_NONE = 0xFF  # ``line`` of events that belong to no network line
 
