@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from host.regs import Registers
+from hw.book.params import DEFAULT_PARAMS, BookParams
 from hw.events import EventKind, numpy_dtype
 from hw.regmap import MAGIC, N_FILTERS, REGMAP, REGMAP_VERSION
 from sim.feed.frames import FeedAddress
@@ -43,6 +44,8 @@ class Identity:
     fifo_depth: int
     max_message: int
     record_bytes: int
+    #: None when the card reports sizes this host cannot represent (refused by the check).
+    book: BookParams | None = DEFAULT_PARAMS
 
     def as_dict(self) -> dict:
         return {
@@ -56,6 +59,9 @@ class Identity:
             "fifo_depth": self.fifo_depth,
             "max_message": self.max_message,
             "record_bytes": self.record_bytes,
+            "book": None if self.book is None else {
+                "slots": self.book.slots, "ways": self.book.ways, "orders": self.book.orders,
+                "window": self.book.window, "tick": self.book.tick},
         }
 
 
@@ -79,6 +85,14 @@ class Card:
         r = self.regs
         version = r.read("id_regmap_version")
         params = r.read("id_params")
+        bp = r.read("id_book_params")
+        ways, sets = (bp >> 8) & 0xFF, 1 << ((bp >> 16) & 0xFF)
+        try:
+            book: BookParams | None = BookParams(
+                slots=bp & 0xFF, ways=ways, orders=ways * sets,
+                window=1 << ((bp >> 24) & 0xFF), tick=r.read("id_book_tick"))
+        except ValueError:
+            book = None
         return Identity(
             magic=r.read("id_magic"),
             regmap_version=(version >> 16, version & 0xFFFF),
@@ -89,6 +103,7 @@ class Card:
             clock_khz=r.read("id_clock_khz"),
             filters=params & 0xFF, fifo_depth=(params >> 8) & 0xFF,
             max_message=(params >> 16) & 0xFF, record_bytes=(params >> 24) & 0xFF,
+            book=book,
         )
 
     @staticmethod
@@ -102,6 +117,9 @@ class Card:
                 f"{ident.regmap_version[0]}.{ident.regmap_version[1]}); this host library "
                 f"drives {REGMAP.hash:#010x} (version {REGMAP_VERSION[0]}.{REGMAP_VERSION[1]}). "
                 "Load a bitstream built from the same revision as the host software.")
+        if ident.book is None:
+            raise CardError("the card reports book parameters this host cannot use "
+                            "(id_book_params, id_book_tick)")
 
     # -- configuration --------------------------------------------------------------------
     def set_feeds(self, feeds: Sequence[FeedAddress]) -> None:
@@ -133,6 +151,66 @@ class Card:
     def seq_reset(self) -> None:
         """Forget the locked session and expected sequence number (a new day, a new feed)."""
         self.regs.pulse("ctrl", "seq_reset")
+
+    # -- subscriptions and books (docs/book.md) ---------------------------------------------
+    def subscribe(self, slot: int, symbol: str, *, locate: int | None = None,
+                  base: int = 0) -> None:
+        """Put ``symbol`` in ``slot``: its locate comes from the day's directory, or is
+        ``locate`` (a session joined mid-day). ``base``: window base price, 0 = automatic."""
+        if not 0 <= slot < self.identity.book.slots:
+            raise CardError(f"slot {slot} out of range: the card has "
+                            f"{self.identity.book.slots} slots")
+        name = symbol.encode("ascii") if isinstance(symbol, str) else bytes(symbol)
+        if not 1 <= len(name) <= 8 or not name.strip():
+            raise CardError(f"symbol {symbol!r}: 1 to 8 ASCII characters")
+        raw = int.from_bytes(name.ljust(8, b" "), "big")
+        r = self.regs
+        r.write("sub_slot", slot)
+        r.write("sub_name_hi", raw >> 32)
+        r.write("sub_name_lo", raw & 0xFFFF_FFFF)
+        r.write("sub_locate", 0 if locate is None else (1 << 16) | (locate & 0xFFFF))
+        r.write("sub_base", base)
+        self._book_cmd("subscribe")
+
+    def subscribe_all(self, symbols: Sequence[str]) -> None:
+        """Subscribe ``symbols`` to slots 0.. in order (other slots are left as they are)."""
+        if len(symbols) > self.identity.book.slots:
+            raise CardError(f"{len(symbols)} symbols, the card has "
+                            f"{self.identity.book.slots} slots")
+        if len(set(symbols)) != len(symbols):
+            raise CardError("a symbol is listed twice")
+        for i, sym in enumerate(symbols):
+            self.subscribe(i, sym)
+
+    def unsubscribe(self, slot: int) -> None:
+        self.regs.write("sub_slot", slot)
+        self._book_cmd("unsubscribe")
+
+    def reset_books(self) -> None:
+        """Empty the order table and every slot's book (subscriptions stay)."""
+        self._book_cmd("reset")
+
+    def _book_cmd(self, what: str, *, timeout: int = 1_000_000) -> None:
+        self.regs.pulse("book_cmd", what)
+        for _ in range(timeout):
+            if not self.regs.field("book_status", "busy"):
+                return
+        raise CardError(f"book_cmd.{what} did not complete")
+
+    def slot(self, slot: int) -> dict:
+        """What the card holds for ``slot``: state, BBO and trade statistics."""
+        r = self.regs
+        r.write("sub_slot", slot)
+        status = r.read("slot_status")
+        return {
+            "active": bool(status & 1), "locate_known": bool(status >> 1 & 1),
+            "stale": (status >> 8) & 0xFF, "locate": r.read("slot_locate"),
+            "base": r.read("slot_base"),
+            "bbo": (r.read("slot_bid_px"), r.read("slot_bid_sz"), r.read("slot_ask_px"),
+                    r.read("slot_ask_sz")),
+            "last_px": r.read("slot_last_px"), "last_sz": r.read("slot_last_sz"),
+            "volume": r.read("slot_volume"), "notional": r.read("slot_notional"),
+        }
 
     # -- state ----------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ everything it needs itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -123,14 +124,45 @@ def _parse_feeds(values: tuple[str, ...]) -> list[FeedAddress]:
 @click.option("--events-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every event record (raw 64-byte records, hw/events.py) to a file.")
 @click.option("--tap", is_flag=True, help="Also send a MESSAGE event per delivered message.")
+@click.option("--symbols", metavar="SYM,SYM,...",
+              help="Build the books of these symbols (comma-separated, 1-8 upper-case letters "
+                   "or digits), subscribed to slots 0.. in order before replaying; their "
+                   "locates come from the day's stock directory.")
+@click.option("--bbo-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every BBO change of the --symbols to a CSV file: "
+                   "seq,symbol,bid_px,bid_sz,ask_px,ask_sz (ITCH price units).")
+@click.option("--trades-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every trade of the --symbols to a CSV file: "
+                   "seq,symbol,type,price,shares,volume,notional.")
 @click.option("--trace", type=click.Path(dir_okay=False), help="Dump an FST waveform here.")
 def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None,
            session: str, as_json: bool, events_out: Path | None, tap: bool,
+           symbols: str | None, bbo_out: Path | None, trades_out: Path | None,
            trace: str | None) -> None:
     """Replay PATH (pcap/pcapng of Ethernet frames, or a NASDAQ day file) through the card."""
     from host import replay as rp
     feed_list = _parse_feeds(feeds) or [rp.DEFAULT_FEED]
+    for opt, given in (("--bbo-out", bbo_out), ("--trades-out", trades_out)):
+        if given is not None and symbols is None:
+            raise click.UsageError(f"{opt} needs --symbols (the symbols whose books to build)")
+    symbol_list: list[str] = []
+    if symbols is not None:
+        # Format first (no card needed), then the count against the card's slots.
+        try:
+            symbol_list = rp.parse_symbols(symbols)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--symbols") from None
     card, sim = _open_card(backend, trace)
+    if symbol_list:
+        try:
+            rp.parse_symbols(symbols, card.identity.book.slots)
+            # A new day: a card that has run before (a board, or a simulated card reset
+            # without clearing its memories) still holds the previous day's orders, whose
+            # references the new day reuses; they must go before the first add.
+            card.reset_books()
+            card.subscribe_all(symbol_list)
+        except (ValueError, CardError) as e:
+            raise click.BadParameter(str(e), param_hint="--symbols") from None
     card.set_feeds(feed_list)
     kinds = [k for k in EventKind if k is not EventKind.MESSAGE or tap]
     card.set_events(kinds)
@@ -151,17 +183,36 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
 
         def progress(n: int) -> None:
             bar.advance(task, n)
-    try:
-        result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
-                           keep_records=events_out is not None)
-    except ValueError as e:
-        raise click.ClickException(f"bad input: {e}") from None
-    finally:
-        if bar is not None:
-            bar.stop()
-    if events_out is not None:
-        data = result.records.tobytes() if result.records is not None else b""
-        events_out.write_bytes(data)
+    # Every output is written chunk by chunk as the records are drained (a day's worth of
+    # records is never held); ExitStack closes the files whatever happens.
+    with contextlib.ExitStack() as stack:
+        def open_out(p: Path | None, binary: bool = False):
+            if p is None:
+                return None
+            try:
+                f = open(p, "wb") if binary else open(p, "w", newline="")
+            except OSError as e:
+                raise click.ClickException(f"cannot write {p}: {e}") from None
+            return stack.enter_context(f)
+        raw_out = open_out(events_out, binary=True)
+        sink = rp.BookSink(symbol_list, bbo_out=open_out(bbo_out),
+                           trades_out=open_out(trades_out))
+
+        def on_records(records) -> None:
+            if raw_out is not None:
+                raw_out.write(records.tobytes())
+            sink(records)
+        try:
+            result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
+                               on_records=on_records)
+        except ValueError as e:
+            raise click.ClickException(f"bad input: {e}") from None
+        finally:
+            if bar is not None:
+                bar.stop()
+    result.books = sink.books(card)
+    for line in sink.warnings(result.books):
+        click.echo(f"warning: {line}", err=True)
     if as_json:
         click.echo(json.dumps(result.as_json()))
         return
@@ -188,6 +239,19 @@ def _print_summary(result) -> None:
                   f"{result.wall_seconds:.2f} s wall, {rate:,.0f} messages/s simulated")
     if result.events:
         console.print("events: " + ", ".join(f"{k}={v}" for k, v in result.events.items()))
+    if result.books:
+        books = Table(title="books", show_header=True)
+        for col in ("symbol", "bid", "ask", "BBO changes", "trades", "volume", "VWAP",
+                    "stale"):
+            books.add_column(col, justify="left" if col in ("symbol", "stale") else "right")
+        for sym, b in result.books.items():
+            q = b["bbo"]
+            vwap = "-" if b["vwap"] is None else f"{b['vwap']:.4f}"
+            books.add_row(sym, f"{q['bid_sz']:,} @ {q['bid_px'] / 10_000:.4f}",
+                          f"{q['ask_sz']:,} @ {q['ask_px'] / 10_000:.4f}",
+                          f"{b['bbo_events']:,}", f"{b['trades']:,}", f"{b['volume']:,}",
+                          vwap, ", ".join(b["stale"]) or "-")
+        console.print(books)
 
 
 @main.command("gen-day")

@@ -13,19 +13,22 @@ of simulated idle.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from host.card import Card
-from hw.events import EventKind
+from hw.book.params import ALL_SLOTS, AlertReason
+from hw.events import EventKind, body_dtype
 from sim.feed import dayfile
 from sim.feed.frames import FeedAddress
 from sim.feed.pcap import Frame, dayfile_to_frames, read_frames
@@ -66,6 +69,8 @@ class ReplayResult:
     frames: dict[str, int]
     wall_seconds: float
     records: np.ndarray = field(repr=False, default=None)
+    #: Final state of each subscribed symbol (:meth:`BookSink.books`); empty without any.
+    books: dict[str, dict] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
@@ -77,6 +82,7 @@ class ReplayResult:
             "wall_seconds": round(self.wall_seconds, 3),
             "messages_per_second": round(self.messages / self.wall_seconds)
             if self.wall_seconds > 0 else None,
+            "books": self.books,
         }
 
 
@@ -119,11 +125,17 @@ class Scheduler:
 
 def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame] | None = None,
            *, chunk: int = CHUNK_FRAMES, keep_records: bool = False,
-           progress: Callable[[int], None] | None = None) -> ReplayResult:
+           progress: Callable[[int], None] | None = None,
+           on_records: Callable[[np.ndarray], None] | None = None) -> ReplayResult:
     """Drive the frames through ``sim`` (a :class:`host.backends.sim.SimCard`) behind ``card``.
 
-    The card must already be configured (feeds, events). Counters are read at the end; event
-    records are tallied by kind (and kept when ``keep_records``)."""
+    The card must already be configured (feeds, events, subscriptions). Counters are read at
+    the end; event records are tallied by kind (and kept when ``keep_records``).
+
+    ``on_records`` sees every batch of event records as it is drained (once per chunk of
+    frames, in card order): outputs such as the BBO CSV are written as the replay goes, so a
+    day's records (a few hundred thousand BBO events for 1M messages) are never all held
+    just to be written out. Prefer it to ``keep_records`` for anything day-sized."""
     tagged_a = ((f, 0) for f in frames_a)
     streams = [tagged_a]
     if frames_b is not None:
@@ -133,8 +145,16 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
     base = sim.cycle
     start_cycle = sim.cycle
     kinds: Counter[str] = Counter()
-    kept = []
+    kept: list[np.ndarray] | None = [] if keep_records else None
     sent = [0, 0]
+
+    def drain() -> None:
+        records = card.events()
+        if len(records):
+            _tally(records, kinds, kept)
+            if on_records is not None:
+                on_records(records)
+
     t0 = time.perf_counter()
     while True:
         batch = list(itertools.islice(merged, chunk))
@@ -150,12 +170,12 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
                 sim.send(line, per_line[line], not_before=np.array(when[line], dtype=np.uint64))
                 sent[line] += len(per_line[line])
         sim.run()
-        _tally(card.events(), kinds, kept if keep_records else None)
+        drain()
         # Later chunks start where the schedule stands, relative to the drained harness.
         base = sim.cycle - sched.prev_start
         if progress:
             progress(len(batch))
-    _tally(card.events(), kinds, kept if keep_records else None)
+    drain()
     counters = card.counters()
     wall = time.perf_counter() - t0
     return ReplayResult(
@@ -163,6 +183,167 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
         cycles=sim.cycle - start_cycle, frames={"a": sent[0], "b": sent[1]},
         wall_seconds=wall,
         records=np.concatenate(kept) if kept else None)
+
+
+def parse_symbols(text: str, slots: int | None = None) -> list[str]:
+    """``"AAPL,MSFT"`` as the list a replay subscribes to slots 0.. in order.
+
+    Symbols are 1-8 upper-case letters or digits (ITCH pads them with spaces to 8 bytes), each
+    listed once (two slots on one locate would be a host error, docs/book.md §2), and at most
+    ``slots`` of them when the card's slot count is known. Raises ValueError saying which."""
+    names = [t.strip() for t in text.split(",")]
+    for name in names:
+        if not name:
+            raise ValueError(f"empty symbol in {text!r} (comma-separated, e.g. AAPL,MSFT)")
+        if not (1 <= len(name) <= 8 and name.isascii() and name.isalnum()
+                and name == name.upper()):
+            raise ValueError(f"bad symbol {name!r}: 1 to 8 upper-case letters or digits")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"symbol {name} is listed twice")
+        seen.add(name)
+    if slots is not None and len(names) > slots:
+        raise ValueError(f"{len(names)} symbols but the card has {slots} book slots")
+    return names
+
+
+BBO_HEADER = ("seq", "symbol", "bid_px", "bid_sz", "ask_px", "ask_sz")
+TRADES_HEADER = ("seq", "symbol", "type", "price", "shares", "volume", "notional")
+
+_BBO_BODY = body_dtype(EventKind.BBO)
+_TRADE_BODY = body_dtype(EventKind.TRADE)
+_ALERT_BODY = body_dtype(EventKind.BOOK_ALERT)
+
+
+def _bodies(records: np.ndarray, kind: EventKind, dtype: np.dtype,
+            n_slots: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(aux, bodies) of the records of ``kind`` (``aux`` < ``n_slots`` when given), stably
+    sorted by ``itch_seq``: one source raises them in feed order already, the sort only makes
+    the outputs independent of that."""
+    sel = records[records["kind"] == kind]
+    if n_slots is not None:
+        sel = sel[sel["aux"] < n_slots]
+    body = np.ascontiguousarray(sel["body"]).view(dtype)
+    order = np.argsort(body["itch_seq"], kind="stable")
+    return sel["aux"][order], body[order]
+
+
+def reason_name(reason: int) -> str:
+    try:
+        return AlertReason(reason).name
+    except ValueError:
+        return f"UNKNOWN_{reason}"
+
+
+class BookSink:
+    """The book outputs of a replay, fed chunk by chunk (``replay(on_records=sink)``).
+
+    BBO events of the subscribed slots become CSV rows ``seq,symbol,bid_px,bid_sz,ask_px,
+    ask_sz`` (ITCH price units; an empty side is 0,0 as the card reports it) and trades rows
+    ``seq,symbol,type,price,shares,volume,notional``, written as each chunk arrives. Alerts are
+    summarised per (slot, reason) — the card raises one only when a stale bit becomes newly
+    set, so there are few — and :meth:`books` reads each slot's final state off the card."""
+
+    def __init__(self, symbols: Sequence[str], *, bbo_out: TextIO | None = None,
+                 trades_out: TextIO | None = None):
+        self.symbols = list(symbols)
+        self._bbo = csv.writer(bbo_out, lineterminator="\n") if bbo_out else None
+        self._trades = csv.writer(trades_out, lineterminator="\n") if trades_out else None
+        if self._bbo:
+            self._bbo.writerow(BBO_HEADER)
+        if self._trades:
+            self._trades.writerow(TRADES_HEADER)
+        self.bbo_events = np.zeros(len(self.symbols), dtype=np.int64)
+        self.trade_events = np.zeros(len(self.symbols), dtype=np.int64)
+        #: (slot, reason) -> {"count", "first_seq", "locate", "order_ref", "price"}
+        self.alerts: dict[tuple[int, int], dict] = {}
+        self._names: dict[bytes, str] = {}
+
+    def _name(self, raw: bytes) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            name = self._names[raw] = raw.rstrip(b" \0").decode("ascii", "replace")
+        return name
+
+    def __call__(self, records: np.ndarray) -> None:
+        n = len(self.symbols)
+        slots, b = _bodies(records, EventKind.BBO, _BBO_BODY, n)
+        if len(b):
+            np.add.at(self.bbo_events, slots, 1)
+            if self._bbo:
+                self._bbo.writerows(zip(
+                    b["itch_seq"].tolist(), map(self._name, b["symbol"].tolist()),
+                    b["bid_px"].tolist(), b["bid_sz"].tolist(), b["ask_px"].tolist(),
+                    b["ask_sz"].tolist(), strict=True))
+        slots, t = _bodies(records, EventKind.TRADE, _TRADE_BODY, n)
+        if len(t):
+            np.add.at(self.trade_events, slots, 1)
+            if self._trades:
+                self._trades.writerows(zip(
+                    t["itch_seq"].tolist(), [self.symbols[i] for i in slots.tolist()],
+                    [chr(c) for c in t["type"].tolist()], t["price"].tolist(),
+                    t["shares"].tolist(), t["volume"].tolist(), t["notional"].tolist(),
+                    strict=True))
+        reasons, a = _bodies(records, EventKind.BOOK_ALERT, _ALERT_BODY)
+        for reason, al in zip(reasons.tolist(), a, strict=True):
+            key = (int(al["slot"]), reason)
+            seen = self.alerts.get(key)
+            if seen is None:
+                self.alerts[key] = {"count": 1, "first_seq": int(al["itch_seq"]),
+                                    "locate": int(al["locate"]),
+                                    "order_ref": int(al["order_ref"]), "price": int(al["price"])}
+            else:
+                seen["count"] += 1
+
+    def slot_name(self, slot: int) -> str:
+        if slot == ALL_SLOTS:
+            return "all books"
+        return self.symbols[slot] if slot < len(self.symbols) else f"slot {slot}"
+
+    def books(self, card: Card) -> dict[str, dict]:
+        """Each subscribed symbol's final state as the card holds it (``Card.slot``), with
+        the stale reasons by name and VWAP = notional / volume / 10,000 (ITCH prices carry
+        four decimals), None before any trade."""
+        out = {}
+        for i, sym in enumerate(self.symbols):
+            s = card.slot(i)
+            bid_px, bid_sz, ask_px, ask_sz = s["bbo"]
+            out[sym] = {
+                "slot": i,
+                "locate": s["locate"] if s["locate_known"] else None,
+                "bbo": {"bid_px": bid_px, "bid_sz": bid_sz, "ask_px": ask_px,
+                        "ask_sz": ask_sz},
+                "stale": [r.name for r in AlertReason if s["stale"] & r.bit],
+                "alerts": {reason_name(r): v["count"] for (sl, r), v in self.alerts.items()
+                           if sl in (i, ALL_SLOTS)},
+                "bbo_events": int(self.bbo_events[i]), "trades": int(self.trade_events[i]),
+                "last_px": s["last_px"], "last_sz": s["last_sz"],
+                "volume": s["volume"], "notional": s["notional"],
+                "vwap": s["notional"] / s["volume"] / 10_000 if s["volume"] else None,
+            }
+        return out
+
+    def warnings(self, books: dict[str, dict]) -> list[str]:
+        """One line per alert (per slot and reason) and per symbol whose book is stale or
+        never found in the day's directory: what a user must know before trusting the CSV."""
+        lines = []
+        for (slot, reason), v in self.alerts.items():
+            what = f"BOOK_ALERT {reason_name(reason)} on {self.slot_name(slot)}"
+            where = f" first at seq {v['first_seq']}"
+            if reason in (AlertReason.CAPACITY, AlertReason.WINDOW, AlertReason.REF_RANGE,
+                          AlertReason.LEVEL_OVERFLOW):
+                where += f" (order {v['order_ref']}, price {v['price']})"
+            times = f", {v['count']} times" if v["count"] > 1 else ""
+            lines.append(what + where + times)
+        for sym, b in books.items():
+            if b["stale"]:
+                lines.append(f"{sym}: book stale at the end ({', '.join(b['stale'])}): "
+                             "its BBO and trades may not be exact")
+            if b["locate"] is None:
+                lines.append(f"{sym}: not in the day's stock directory (no R message): "
+                             "no book")
+        return lines
 
 
 def merge_frames_tagged(*streams: Iterable[tuple[Frame, int]]) -> Iterator[tuple[Frame, int]]:
@@ -187,5 +368,6 @@ def _kind_name(k: int) -> str:
         return f"UNKNOWN_{k}"
 
 
-__all__ = ["DEFAULT_FEED", "ReplayResult", "Scheduler", "detect_format", "load_frames",
-           "replay", "merge_frames_tagged"]
+__all__ = ["BBO_HEADER", "DEFAULT_FEED", "TRADES_HEADER", "BookSink", "ReplayResult",
+           "Scheduler", "detect_format", "load_frames", "merge_frames_tagged", "parse_symbols",
+           "replay"]

@@ -8,7 +8,9 @@ cocotbext-axi BFMs attach to it directly:
 * ``m_axis_c2h``: event records (64 bytes, one per beat) to the DMA engine;
 * ``s_axil``: the CSRs of :data:`hw.regmap.REGMAP`.
 
-Net TX, order-entry RX and H2C join in later stages of the design (see docs/ARCHITECTURE.md).
+Inside: two line parsers and the sequencer (docs/ingress.md), the ITCH decoder and the book
+engine (docs/book.md), the CSR bank and the event collector. Net TX, order-entry RX and H2C
+join in later stages of the design (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.book.engine import COUNTERS as BOOK_COUNTERS
+from hw.book.engine import BookEngine
+from hw.book.params import DEFAULT_PARAMS, BookParams
 from hw.csr import AXI4LiteSignature, CSRBank, identity_values
 from hw.eventq import EventCollector
 from hw.events import RECORD, EventKind, source_signature
@@ -24,6 +29,7 @@ from hw.ingress.layouts import SESSION_BITS
 from hw.ingress.parser import LineParser
 from hw.ingress.reasons import COUNTED, MAX_MESSAGE
 from hw.ingress.sequencer import Sequencer
+from hw.itch.decoder import ItchDecoder
 from hw.regmap import N_FILTERS, REGMAP
 from proto import itch
 
@@ -50,13 +56,19 @@ class Core(wiring.Component):
     """
 
     def __init__(self, *, fifo_depth: int = 16, c2h_depth: int = 512, git_rev: int = 0,
-                 build_time: int = 0, dirty: bool = False, clock_khz: int = 156_250):
+                 build_time: int = 0, dirty: bool = False, clock_khz: int = 156_250,
+                 book: BookParams = DEFAULT_PARAMS):
         self.fifo_depth = fifo_depth
         self.c2h_depth = c2h_depth
+        self.book = book
         self.identity = identity_values(
             git_rev=git_rev, build_time=build_time, dirty=dirty, clock_khz=clock_khz,
             params=N_FILTERS | (fifo_depth << 8) | (MAX_MESSAGE << 16)
             | ((RECORD.size // 8) << 24))
+        self.identity["id_book_params"] = (
+            book.slots | (book.ways << 8) | (book.set_bits << 16)
+            | ((book.window.bit_length() - 1) << 24))
+        self.identity["id_book_tick"] = book.tick
         super().__init__(_flat_members())
 
     def elaborate(self, platform):
@@ -157,6 +169,38 @@ class Core(wiring.Component):
             known.append(hit)
         count("itch_unknown", delivered & ~Cat(*known).any())
 
+        # -- ITCH decoder and the book ----------------------------------------------------------
+        m.submodules.itch = dec = ItchDecoder()
+        m.d.comb += [dec.messages.valid.eq(msg.valid), dec.messages.payload.eq(msg.payload),
+                     dec.gap.eq(seq.ev_gap.valid & (seq.ev_gap.payload.kind == EventKind.GAP))]
+        count("itch_bad_length", dec.inc_bad_length)
+        m.submodules.book = book = BookEngine(self.book)
+        wiring.connect(m, dec.decoded, book.decoded)
+        m.d.comb += [
+            book.cmd_subscribe.eq(csr.book_cmd[0]), book.cmd_unsubscribe.eq(csr.book_cmd[1]),
+            book.cmd_reset.eq(csr.book_cmd[2]),
+            book.sub_slot.eq(csr.sub_slot), book.sub_name.eq(Cat(csr.sub_name_lo,
+                                                                 csr.sub_name_hi)),
+            book.sub_locate.eq(csr.sub_locate[:16]), book.sub_direct.eq(csr.sub_locate[16]),
+            book.sub_base.eq(csr.sub_base),
+            csr.ro_book_status.eq(book.busy),
+            csr.ro_slot_status.eq(Cat(book.view_active, book.view_known, Const(0, 6),
+                                      book.view_stale)),
+            csr.ro_slot_locate.eq(book.view_locate), csr.ro_slot_base.eq(book.view_base),
+            csr.ro_slot_bid_px.eq(book.view_bid_px), csr.ro_slot_bid_sz.eq(book.view_bid_sz),
+            csr.ro_slot_ask_px.eq(book.view_ask_px), csr.ro_slot_ask_sz.eq(book.view_ask_sz),
+            csr.ro_slot_last_px.eq(book.view_last_px), csr.ro_slot_last_sz.eq(book.view_last_sz),
+            csr.ro_slot_volume.eq(book.view_volume), csr.ro_slot_notional.eq(book.view_notional),
+        ]
+        book_hwm = Signal.like(book.fifo_level)
+        with m.If(book.fifo_level > book_hwm):
+            m.d.sync += book_hwm.eq(book.fifo_level)
+        with m.If(csr.ctrl[0]):
+            m.d.sync += book_hwm.eq(0)
+        m.d.comb += csr.ro_book_fifo_max.eq(book_hwm)
+        for name in BOOK_COUNTERS:
+            count(name, getattr(book, f"inc_{name}"))
+
         # -- events ---------------------------------------------------------------------------
         drop_srcs = []
         for x, r in enumerate((ra, rb)):
@@ -177,7 +221,8 @@ class Core(wiring.Component):
             tap.payload.body.message.msg_seq.eq(msg.payload.seq),
             tap.payload.body.message.data.eq(msg.payload.data),
         ]
-        sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap]
+        sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap,
+                   book.ev_bbo, book.ev_trade, book.ev_alert, book.ev_global]
         m.submodules.events = ev = EventCollector(len(sources), depth=self.c2h_depth)
         for i, s in enumerate(sources):
             m.d.comb += [getattr(ev, f"src{i}").valid.eq(s.valid),

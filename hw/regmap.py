@@ -176,6 +176,12 @@ def _build() -> RegisterMap:
             BitField("fifo_depth", 8, 8, "entries per line FIFO"),
             BitField("max_message", 16, 8, "longest accepted message (bytes)"),
             BitField("record_bytes", 24, 8, "event record size (bytes)"))),
+        Register("id_book_params", Access.RO, "Book design parameters (docs/book.md).", fields=(
+            BitField("slots", 0, 8, "symbols subscribed at once"),
+            BitField("ways", 8, 8, "order table associativity"),
+            BitField("sets_log2", 16, 8, "log2 of the order table sets"),
+            BitField("window_log2", 24, 8, "log2 of the price levels per side"))),
+        Register("id_book_tick", Access.RO, "Price step of a level (ITCH units)."),
     ])
     ctrl = Block("control", 0x0100, "Global control, time and sequencer state.", [
         Register("ctrl", Access.PULSE, "Strobes.", fields=(
@@ -211,6 +217,44 @@ def _build() -> RegisterMap:
                  "accepts. A frame matching no enabled entry is dropped as FILTERED.",
                  filt_regs)
 
+    book = Block("book", 0x0400, "Subscriptions and the books (docs/book.md). Write the sub_* "
+                 "registers, then book_cmd.subscribe; the slot_* registers show slot sub_slot.", [
+        Register("book_cmd", Access.PULSE, "Book commands.", fields=(
+            BitField("subscribe", 0, 1, "(re)subscribe slot sub_slot: name, locate, base"),
+            BitField("unsubscribe", 1, 1, "free slot sub_slot"),
+            BitField("reset", 2, 1, "empty the order table and every slot's book"))),
+        Register("sub_slot", Access.RW, "Slot that book_cmd and the slot_* registers name."),
+        Register("sub_name_hi", Access.RW, "Symbol bytes 0-3 (byte 0 in bits 31:24), "
+                 "space padded."),
+        Register("sub_name_lo", Access.RW, "Symbol bytes 4-7 (byte 4 in bits 31:24)."),
+        Register("sub_locate", Access.RW, "Stock locate for a direct subscription.", fields=(
+            BitField("locate", 0, 16, "the locate"),
+            BitField("direct", 16, 1, "use it; else wait for the directory (R)"))),
+        Register("sub_base", Access.RW, "Window base price (ITCH units); 0: from the first "
+                 "held add."),
+        Register("book_status", Access.RO, "Book engine state.", fields=(
+            BitField("busy", 0, 1, "clearing after subscribe or reset"),)),
+        Register("book_fifo_max", Access.RO, "High-water mark of the book operation FIFO."),
+        Register("slot_status", Access.RO, "State of slot sub_slot.", fields=(
+            BitField("active", 0, 1, "subscribed"),
+            BitField("locate_known", 1, 1, "locate known (directory or direct)"),
+            BitField("stale", 8, 8, "stale reasons: bit r-1 for AlertReason r"))),
+        Register("slot_locate", Access.RO, "Locate of slot sub_slot."),
+        Register("slot_base", Access.RO, "Window base price of slot sub_slot."),
+        Register("slot_bid_px", Access.RO, "Best bid price of slot sub_slot (0: empty)."),
+        Register("slot_bid_sz", Access.RO, "Best bid size of slot sub_slot."),
+        Register("slot_ask_px", Access.RO, "Best ask price of slot sub_slot (0: empty)."),
+        Register("slot_ask_sz", Access.RO, "Best ask size of slot sub_slot."),
+        Register("slot_last_px", Access.RO, "Last trade price of slot sub_slot."),
+        Register("slot_last_sz", Access.RO, "Last trade size of slot sub_slot."),
+        Register("slot_volume_lo", Access.RO, "Traded volume of slot sub_slot, bits 31:0 "
+                 "(latches 63:32)."),
+        Register("slot_volume_hi", Access.RO, "Traded volume bits 63:32."),
+        Register("slot_notional_lo", Access.RO, "Traded notional (price units x shares) of "
+                 "slot sub_slot, bits 31:0 (latches 63:32)."),
+        Register("slot_notional_hi", Access.RO, "Traded notional bits 63:32."),
+    ])
+
     counters = [
         Counter("frames", "Frames received on both lines"),
         Counter("frames_dropped", "Frames dropped or found bad, for any reason"),
@@ -238,13 +282,28 @@ def _build() -> RegisterMap:
                  for code, m in ((c, itch.MESSAGES[c]) for c in itch.TYPE_CODES)]
     counters += [
         Counter("itch_unknown", "Delivered messages whose type byte is no ITCH 5.0 type"),
+        Counter("itch_bad_length", "Delivered messages whose length is not their type's"),
+        Counter("directory_matches", "Stock directory messages that gave a slot its locate"),
+        Counter("book_ops", "Messages the book engine applied (A F E C X D U P Q)"),
+        Counter("book_unknown_ref", "E C X D U naming an order the table does not hold"),
+        Counter("book_zero_add", "Adds with zero shares or zero price (ignored)"),
+        Counter("book_add_live_ref", "Adds onto a held reference (the old order replaced)"),
+        Counter("book_clamped", "Executes or cancels for more shares than remained"),
+        Counter("book_capacity", "Adds refused: every way of their set live"),
+        Counter("book_window", "Adds outside their slot's price window"),
+        Counter("book_level_overflow", "Adds that saturated a level at 2^32-1"),
+        Counter("book_ref_range", "Adds with an order reference of 2^40 or more"),
+        Counter("book_fifo_overflow", "Book operations lost: the op FIFO was full"),
+        Counter("book_walks", "Best levels emptied (next level found by the bitmap walk)"),
+        Counter("bbo_updates", "BBO changes (BBO events raised)"),
+        Counter("trades", "Trades on subscribed slots (TRADE events raised)"),
         # Up to one event per source per cycle: more than the default 2-bit increment.
         Counter("events", "Event records generated (sent or lost)", wide=True),
         Counter("events_lost", "Event records lost because the host ring was full", wide=True),
     ]
     cnt = Block("counters", 0x1000, "48-bit counters, cleared by ctrl.clear_counters.",
                 counters=counters)
-    return RegisterMap([ident, ctrl, filt, cnt])
+    return RegisterMap([ident, ctrl, filt, book, cnt])
 
 
 REGMAP = _build()

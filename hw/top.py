@@ -8,6 +8,8 @@ simulation harness is rebuilt only when the design really changed.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -39,10 +41,37 @@ def build_core(**params) -> Core:
     return Core(**ident)
 
 
+def _design_key(params: dict) -> str:
+    """Everything the Verilog depends on: the gateware sources, parameters, source identity.
+
+    Converting the core takes about a minute since the book joined it; every test process
+    and CLI call that needs the Verilog would pay it again, so conversions are cached."""
+    h = hashlib.sha256()
+    for d in ("hw", "proto"):
+        for f in sorted((REPO / d).rglob("*.py")):
+            h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
+    ident = source_identity()
+    ident.update(params)
+    h.update(repr(sorted((k, repr(v)) for k, v in ident.items())).encode())
+    import amaranth
+    h.update(amaranth.__version__.encode())
+    return h.hexdigest()[:24]
+
+
 def emit_verilog(path: Path, **params) -> Path:
-    """Write the core's Verilog to ``path`` (untouched when unchanged, to keep mtimes)."""
+    """Write the core's Verilog to ``path`` (untouched when unchanged, to keep mtimes).
+
+    Conversions are cached in ``build/verilog-cache/`` by :func:`_design_key`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(build_core(**params), name=TOP_NAME)
+    cache = REPO / "build" / "verilog-cache" / f"{_design_key(params)}.v"
+    if cache.exists():
+        text = cache.read_text()
+    else:
+        text = verilog.convert(build_core(**params), name=TOP_NAME)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(cache)      # atomic: parallel test workers may race here
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path

@@ -3,8 +3,10 @@
 The core's Verilog (``hw.top.emit_verilog``) is built with Verilator through cocotb's runner
 into ``build/cocotb/`` once: a later run re-emits the Verilog (left untouched when unchanged),
 Verilator skips identical inputs and make finds nothing to do. Each cocotb test of
-``tests/cocotb/ingress_bench.py`` then runs in its own simulator process, so a failure names
-its test and the tests can share pytest-xdist workers.
+``tests/cocotb/ingress_bench.py`` (the ingress against its model) and
+``tests/cocotb/book_bench.py`` (ingress, decoder and book against the book model) then runs in
+its own simulator process, so a failure names its test and the tests can share pytest-xdist
+workers.
 
 ``WIRESPEED_SEED=<n>`` replays a run; the seed is printed either way. Results, including the
 failure messages, are in ``build/cocotb/<test>/results.xml``. ``WAVES=1`` (read by cocotb's
@@ -29,10 +31,14 @@ BUILD = REPO / "build" / "cocotb"
 WAVES = os.environ.get("WAVES", "").strip().lower() in {"1", "yes", "y", "on", "true", "enable"}
 SIM_BUILD = BUILD / ("sim_build_waves" if WAVES else "sim_build")
 TOP = "wirespeed_core"
-BENCH = "tests.cocotb.ingress_bench"
-#: The cocotb tests of BENCH; each must run (and pass) exactly once.
-COCOTB_TESTS = ("single_line_with_idle_cycles", "two_lines_cycle_exact",
-                "sequence_reset_relocks", "identity_block")
+#: The cocotb test modules and their tests; each test must run (and pass) exactly once. All
+#: of them run on the one build of the core.
+BENCHES = {
+    "tests.cocotb.ingress_bench": ("single_line_with_idle_cycles", "two_lines_cycle_exact",
+                                   "sequence_reset_relocks", "identity_block"),
+    "tests.cocotb.book_bench": ("book_day_against_model", "book_fault_stream"),
+}
+COCOTB_TESTS = tuple((bench, name) for bench, names in BENCHES.items() for name in names)
 #: Amaranth's Verilog is full of width-extension lint that means nothing here.
 VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint")
 
@@ -103,13 +109,13 @@ def _outcome(results: Path, name: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", COCOTB_TESTS)
-def test_core(runner, name: str) -> None:
+@pytest.mark.parametrize(("bench", "name"), COCOTB_TESTS, ids=[n for _, n in COCOTB_TESTS])
+def test_core(runner, bench: str, name: str) -> None:
     print(f"seed {SEED} (rerun with WIRESPEED_SEED={SEED})")
     run_dir = BUILD / name
     results = run_dir / "results.xml"
     try:
-        runner.test(test_module=BENCH, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+        runner.test(test_module=bench, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
                     testcase=name, build_dir=SIM_BUILD, test_dir=run_dir,
                     results_xml=str(results), extra_env={"WIRESPEED_SEED": str(SEED)})
     except SystemExit:
