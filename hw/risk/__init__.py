@@ -1,0 +1,1 @@
+"""Pre-trade risk gate (docs/risk.md)."""

@@ -1,0 +1,343 @@
+"""The pre-trade risk gate: one order per cycle, a verdict three cycles later (docs/risk.md).
+
+Every order — from an on-card trigger or from the host — passes here before it can be
+encoded for the exchange, and each one presented yields exactly one verdict: accepted, or
+rejected with the :class:`~hw.risk.params.Reason` of the first check that failed. The
+reference model is :mod:`sim.model.risk`; the safety properties are proven in
+``tests/formal/`` (``make formal``).
+
+Why it is shaped this way:
+
+* **Three stages, no stall.** P (presentation): the symbol's limit row and market data are
+  read from block RAM, the global limits are captured. S1: the checks that depend only on
+  the order, its limits and the market (size, notional, staleness, reference price and
+  collar; the multiplies). S2: the checks against trading state (kill switches, tokens,
+  positions, open orders, throttle), the verdict, and the state update — all in one cycle,
+  so the next order's S2 sees this one's effect and there is no hazard to forward around.
+* **Atomic limits.** The limits live in two banks (a per-symbol table in block RAM, the
+  global set in registers). The host writes the shadow bank; ``commit`` swaps the banks in
+  one clock edge. An order captures everything it is checked against at P, from one bank,
+  so no order can see half of one set and half of another. After a swap, a copy brings the
+  new shadow bank up to date (``slots + 1`` cycles, ``busy``); stores and commits in that
+  time are refused and flagged (``store_error``), never half applied.
+* **Kill switches are not banked**: they are levels read at S2, so a kill written in one
+  cycle rejects every verdict from the next cycle on.
+* **Positions count open orders at their worst case**: an accepted buy adds its shares to
+  the symbol's open buys at once; execution reports (resolved to symbol and side) move
+  shares from open to position (fills) or out of open (cancels, rejects). The checks use
+  the state before this cycle's report, which is never less conservative: a fill moves
+  shares between two terms of the same sum, a cancel only removes exposure.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.risk.params import (
+    COUNT_BITS,
+    DEFAULT_RISK,
+    OPEN_BITS,
+    POSITION_BITS,
+    PRICE_BITS,
+    TIME_BITS,
+    Collar,
+    OrderKind,
+    Reason,
+    ReportKind,
+    RiskParams,
+    Side,
+    global_layout,
+    limits_layout,
+    md_layout,
+    order_layout,
+    report_layout,
+    verdict_layout,
+)
+
+
+def _signed(value):
+    """``value`` (unsigned) as a signed value one bit wider: differences then go negative
+    instead of wrapping around."""
+    return Cat(value, Const(0, 1)).as_signed()
+
+
+def _market_layout() -> data.StructLayout:
+    return data.StructLayout({"valid": 1, "bid_px": PRICE_BITS, "ask_px": PRICE_BITS,
+                              "stale": 1, "time": TIME_BITS})
+
+
+class RiskGate(wiring.Component):
+    """See the module docstring; ports are described in docs/risk.md ("Ports")."""
+
+    def __init__(self, params: RiskParams = DEFAULT_RISK):
+        self.p = p = params
+        sb = p.slot_bits
+        super().__init__({
+            "orders": In(stream.Signature(order_layout(p), always_ready=True)),
+            "verdicts": Out(stream.Signature(verdict_layout(p), always_ready=True)),
+            "reports": In(stream.Signature(report_layout(p), always_ready=True)),
+            "md": In(stream.Signature(md_layout(p), always_ready=True)),
+            "kill": In(1), "kill_slots": In(p.slots),
+            "lim_slot": In(sb), "lim_row": In(limits_layout()), "lim_store": In(1),
+            "glob_row": In(global_layout()), "glob_store": In(1),
+            "commit": In(1), "clear_error": In(1),
+            "busy": Out(1), "store_error": Out(1), "bank": Out(1),
+            "pos_slot": In(sb), "pos_value": In(signed(POSITION_BITS)), "pos_write": In(1),
+            "gap": In(1), "md_clear": In(1), "gap_pending": Out(1),
+            "view_slot": In(sb),
+            "view_position": Out(signed(POSITION_BITS)),
+            "view_open_buy": Out(OPEN_BITS), "view_open_sell": Out(OPEN_BITS),
+            "open_orders": Out(COUNT_BITS), "bucket": Out(COUNT_BITS),
+            "last_token_host": Out(p.token_bits), "last_token_trigger": Out(p.token_bits),
+        })
+
+    def elaborate(self, platform):  # noqa: PLR0915 - one pipeline, sections follow the doc
+        m = Module()
+        p = self.p
+        n = p.slots
+        sb = p.slot_bits
+        LIM = limits_layout()
+        GLOB = global_layout()
+        MKT = _market_layout()
+        ORDER = order_layout(p)
+
+        now = Signal(TIME_BITS)
+        m.d.sync += now.eq(now + 1)
+
+        # -- limit banks ---------------------------------------------------------------------
+        bank = Signal()
+        glob_active = Signal(GLOB)
+        glob_shadow = Signal(GLOB)
+        m.submodules.limits = limits = Memory(shape=LIM, depth=2 << sb, init=[])
+        lim_rd = limits.read_port()
+        copy_rd = limits.read_port()
+        lim_wr = limits.write_port()
+        copy_cnt = Signal(range(n + 2))
+        copy_row = Signal(sb + 1)
+        busy = Signal()
+        m.d.comb += [busy.eq(copy_cnt != 0), self.busy.eq(busy), self.bank.eq(bank)]
+
+        with m.If(self.glob_store):
+            m.d.sync += glob_shadow.eq(self.glob_row)
+        with m.If(busy):
+            # Row copy_row - 1 (read last cycle) is written; row copy_row is read.
+            m.d.comb += [copy_rd.addr.eq(Cat(copy_row[:sb], bank)),
+                         lim_wr.addr.eq(Cat((copy_row - 1)[:sb], ~bank)),
+                         lim_wr.data.eq(copy_rd.data), lim_wr.en.eq(copy_row != 0)]
+            m.d.sync += [copy_cnt.eq(copy_cnt - 1), copy_row.eq(copy_row + 1)]
+            with m.If(self.lim_store | self.commit):
+                m.d.sync += self.store_error.eq(1)
+        with m.Else():
+            m.d.comb += [lim_wr.addr.eq(Cat(self.lim_slot, ~bank)), lim_wr.data.eq(self.lim_row),
+                         lim_wr.en.eq(self.lim_store)]
+            with m.If(self.commit):
+                m.d.sync += [bank.eq(~bank), copy_cnt.eq(n + 1), copy_row.eq(0),
+                             glob_active.eq(Mux(self.glob_store, self.glob_row, glob_shadow))]
+        with m.If(self.clear_error):
+            m.d.sync += self.store_error.eq(0)
+
+        # -- market data (the book's BBO of each symbol) -------------------------------------
+        m.submodules.market = market = Memory(shape=MKT, depth=1 << sb, init=[])
+        md_wr = market.write_port()
+        md_rd = market.read_port(transparent_for=(md_wr,))
+        m.d.comb += [md_wr.addr.eq(self.md.payload.slot), md_wr.en.eq(self.md.valid),
+                     md_wr.data.valid.eq(1), md_wr.data.bid_px.eq(self.md.payload.bid_px),
+                     md_wr.data.ask_px.eq(self.md.payload.ask_px),
+                     md_wr.data.stale.eq(self.md.payload.stale), md_wr.data.time.eq(now)]
+
+        # -- P: presentation -----------------------------------------------------------------
+        o_in = self.orders.payload
+        m.d.comb += [lim_rd.addr.eq(Cat(o_in.slot, bank)), md_rd.addr.eq(o_in.slot)]
+        s1_valid = Signal()
+        s1 = Signal(ORDER)
+        s1_glob = Signal(GLOB)
+        m.d.sync += [s1_valid.eq(self.orders.valid), s1.eq(o_in), s1_glob.eq(glob_active)]
+
+        # -- S1: checks on the order, its limits and the market ------------------------------
+        lim = Signal(LIM)
+        mkt = Signal(MKT)
+        m.d.comb += [lim.eq(lim_rd.data), mkt.eq(md_rd.data)]
+        age = Signal(TIME_BITS)
+        m.d.comb += age.eq(now - mkt.time)
+        notional = Signal(2 * PRICE_BITS)
+        m.d.comb += notional.eq(s1.shares * s1.price)
+        mid_ok = Signal()
+        ref = Signal(PRICE_BITS)
+        m.d.comb += [
+            mid_ok.eq(mkt.valid & (mkt.bid_px != 0) & (mkt.ask_px != 0) & ~mkt.stale),
+            ref.eq(Mux(mid_ok, (mkt.bid_px + mkt.ask_px) >> 1, lim.ref_px)),
+        ]
+        diff = Signal(PRICE_BITS)
+        m.d.comb += diff.eq(Mux(s1.price >= ref, s1.price - ref, ref - s1.price))
+        ticks_ok = Signal()
+        bps_ok = Signal()
+        m.d.comb += [ticks_ok.eq(diff <= lim.collar * Const(p.tick, 16)),
+                     bps_ok.eq(diff * Const(10_000, 14) <= lim.collar * ref)]
+        collar_on = Signal()
+        m.d.comb += collar_on.eq(lim.collar_mode != Collar.OFF)
+
+        max_age = s1_glob.max_age
+        s2_valid = Signal()
+        s2 = Signal(ORDER)
+        s2_flags = Signal(data.StructLayout({
+            "disabled": 1, "bad_order": 1, "max_size": 1, "max_notional": 1, "stale": 1,
+            "no_ref": 1, "collar": 1}))
+        s2_max_long = Signal.like(lim.max_long)
+        s2_max_short = Signal.like(lim.max_short)
+        s2_max_open = Signal(COUNT_BITS)
+        s2_throttle = Signal()
+        m.d.sync += [
+            s2_valid.eq(s1_valid), s2.eq(s1),
+            s2_flags.disabled.eq(~lim.enable),
+            s2_flags.bad_order.eq((s1.shares == 0) | (s1.price == 0)),
+            s2_flags.max_size.eq(s1.shares > lim.max_shares),
+            s2_flags.max_notional.eq(notional > lim.max_notional),
+            s2_flags.stale.eq((mkt.valid & mkt.stale)
+                              | ((max_age != 0) & (~mkt.valid | (age > max_age)))),
+            s2_flags.no_ref.eq(collar_on & (ref == 0)),
+            s2_flags.collar.eq(collar_on & ~Mux(lim.collar_mode == Collar.TICKS, ticks_ok,
+                                                (lim.collar_mode == Collar.BPS) & bps_ok)),
+            s2_max_long.eq(lim.max_long), s2_max_short.eq(lim.max_short),
+            s2_max_open.eq(s1_glob.max_open), s2_throttle.eq(s1_glob.rate_period != 0),
+        ]
+
+        # -- S2: checks against trading state, verdict, state update -------------------------
+        position = Array(Signal(signed(POSITION_BITS), name=f"position{s}") for s in range(n))
+        open_buy = Array(Signal(OPEN_BITS, name=f"open_buy{s}") for s in range(n))
+        open_sell = Array(Signal(OPEN_BITS, name=f"open_sell{s}") for s in range(n))
+        last_token = Array(Signal(p.token_bits, name=f"last_token{i}") for i in range(2))
+        open_orders = Signal(COUNT_BITS)
+        bucket = Signal(COUNT_BITS)
+        gap_pending = Signal()
+
+        slot = s2.slot
+        pos = Signal(signed(POSITION_BITS))
+        ob = Signal(OPEN_BITS)
+        os_ = Signal(OPEN_BITS)
+        m.d.comb += [pos.eq(position[slot]), ob.eq(open_buy[slot]), os_.eq(open_sell[slot])]
+        # Widths: position 48 signed, open 48, shares 32: the sums fit 51 signed bits.
+        long_sum = Signal(signed(POSITION_BITS + 3))
+        short_sum = Signal(signed(POSITION_BITS + 3))
+        m.d.comb += [long_sum.eq(pos + ob + s2.shares),
+                     short_sum.eq(_signed(os_) + s2.shares - pos)]
+        killed_slot = Signal()
+        m.d.comb += killed_slot.eq(self.kill_slots.bit_select(slot, 1))
+
+        reason = Signal(Reason)
+        f = s2_flags
+        with m.If(s2.kind == OrderKind.CANCEL):
+            m.d.comb += reason.eq(Reason.ACCEPTED)
+        with m.Elif(self.kill):
+            m.d.comb += reason.eq(Reason.KILL)
+        with m.Elif(killed_slot):
+            m.d.comb += reason.eq(Reason.KILL_SYMBOL)
+        with m.Elif(f.disabled):
+            m.d.comb += reason.eq(Reason.DISABLED)
+        with m.Elif(s2.token <= last_token[s2.source]):
+            m.d.comb += reason.eq(Reason.BAD_TOKEN)
+        with m.Elif(f.bad_order):
+            m.d.comb += reason.eq(Reason.BAD_ORDER)
+        with m.Elif(f.max_size):
+            m.d.comb += reason.eq(Reason.MAX_SIZE)
+        with m.Elif(f.max_notional):
+            m.d.comb += reason.eq(Reason.MAX_NOTIONAL)
+        with m.Elif(f.stale | gap_pending):
+            m.d.comb += reason.eq(Reason.STALE_DATA)
+        with m.Elif(f.no_ref):
+            m.d.comb += reason.eq(Reason.NO_REFERENCE)
+        with m.Elif(f.collar):
+            m.d.comb += reason.eq(Reason.PRICE_COLLAR)
+        with m.Elif((s2.side == Side.BUY) & (long_sum > s2_max_long)):
+            m.d.comb += reason.eq(Reason.POSITION_LONG)
+        with m.Elif((s2.side == Side.SELL) & (short_sum > s2_max_short)):
+            m.d.comb += reason.eq(Reason.POSITION_SHORT)
+        with m.Elif(open_orders >= s2_max_open):
+            m.d.comb += reason.eq(Reason.MAX_OPEN)
+        with m.Elif(s2_throttle & (bucket == 0)):
+            m.d.comb += reason.eq(Reason.THROTTLE)
+        with m.Else():
+            m.d.comb += reason.eq(Reason.ACCEPTED)
+
+        m.d.sync += [self.verdicts.valid.eq(s2_valid), self.verdicts.payload.order.eq(s2),
+                     self.verdicts.payload.reason.eq(reason)]
+        accept = Signal()
+        m.d.comb += accept.eq(s2_valid & (s2.kind == OrderKind.NEW)
+                              & (reason == Reason.ACCEPTED))
+        with m.If(accept):
+            m.d.sync += last_token[s2.source].eq(s2.token)
+
+        # Open shares: the accepted order adds on its (slot, side), the report subtracts on
+        # its own; when both name the same pair, one clamped sum takes both.
+        rep = self.reports.payload
+        rv = self.reports.valid
+
+        def clamp_open(value):
+            top = (1 << OPEN_BITS) - 1
+            return Mux(value < 0, 0, Mux(value > top, top, value))
+
+        for side, table in ((Side.BUY, open_buy), (Side.SELL, open_sell)):
+            a_here = Signal(name=f"a_{side.name.lower()}")
+            r_here = Signal(name=f"r_{side.name.lower()}")
+            m.d.comb += [a_here.eq(accept & (s2.side == side)),
+                         r_here.eq(rv & (rep.side == side))]
+            same = Signal(name=f"same_{side.name.lower()}")
+            m.d.comb += same.eq(a_here & r_here & (rep.slot == slot))
+            v_new = Signal(signed(OPEN_BITS + 2), name=f"v_{side.name.lower()}")
+            r_new = Signal(signed(OPEN_BITS + 2), name=f"rn_{side.name.lower()}")
+            m.d.comb += [v_new.eq(_signed(table[slot]) + s2.shares - Mux(same, rep.shares, 0)),
+                         r_new.eq(_signed(table[rep.slot]) - rep.shares)]
+            with m.If(r_here & ~same):
+                m.d.sync += table[rep.slot].eq(clamp_open(r_new))
+            with m.If(a_here):
+                m.d.sync += table[slot].eq(clamp_open(v_new))
+
+        # Positions: fills move them; a host write (start of day) wins over a fill.
+        fill = Signal(signed(POSITION_BITS + 2))
+        m.d.comb += fill.eq(position[rep.slot] + Mux(rep.side == Side.BUY, rep.shares,
+                                                     -rep.shares))
+        pmin, pmax = -(1 << (POSITION_BITS - 1)), (1 << (POSITION_BITS - 1)) - 1
+        with m.If(rv & (rep.kind == ReportKind.FILL)
+                  & ~(self.pos_write & (self.pos_slot == rep.slot))):
+            m.d.sync += position[rep.slot].eq(Mux(fill < pmin, pmin,
+                                                  Mux(fill > pmax, pmax, fill)))
+        with m.If(self.pos_write):
+            m.d.sync += position[self.pos_slot].eq(self.pos_value)
+
+        cnt = Signal(signed(COUNT_BITS + 2))
+        m.d.comb += cnt.eq(_signed(open_orders) + accept - (rv & rep.done))
+        cmax = (1 << COUNT_BITS) - 1
+        m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
+
+        # Throttle: one token every rate_period cycles up to rate_burst; full while off.
+        rate_ctr = Signal(32)
+        g = glob_active
+        with m.If(g.rate_period != 0):
+            refill = Signal()
+            with m.If(rate_ctr + 1 >= g.rate_period):
+                m.d.comb += refill.eq(1)
+                m.d.sync += rate_ctr.eq(0)
+            with m.Else():
+                m.d.sync += rate_ctr.eq(rate_ctr + 1)
+            b = Signal(signed(COUNT_BITS + 2))
+            m.d.comb += b.eq(_signed(bucket) + refill - accept)
+            m.d.sync += bucket.eq(Mux(b < 0, 0, Mux(b > g.rate_burst, g.rate_burst, b)))
+        with m.Else():
+            m.d.sync += [rate_ctr.eq(0), bucket.eq(g.rate_burst)]
+
+        with m.If(self.gap):
+            m.d.sync += gap_pending.eq(1)
+        with m.Elif(self.md_clear):
+            m.d.sync += gap_pending.eq(0)
+
+        # -- host view --------------------------------------------------------------------
+        m.d.sync += [self.view_position.eq(position[self.view_slot]),
+                     self.view_open_buy.eq(open_buy[self.view_slot]),
+                     self.view_open_sell.eq(open_sell[self.view_slot])]
+        m.d.comb += [self.open_orders.eq(open_orders), self.bucket.eq(bucket),
+                     self.gap_pending.eq(gap_pending),
+                     self.last_token_host.eq(last_token[0]),
+                     self.last_token_trigger.eq(last_token[1])]
+        return m
