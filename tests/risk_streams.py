@@ -94,10 +94,14 @@ def cycles(params: RiskParams, n_orders: int, seed: int, *, model: RiskModel,
             bid = mids[s] - params.tick if r() > 0.05 else 0
             ask = mids[s] + params.tick if r() > 0.05 else 0
             c.md = dict(slot=s, bid_px=bid, ask_px=ask, stale=int(r() < 0.04))
-        if r() < 0.002:
+        # Kill switches: on for short spells (about 5% of cycles), so that most orders
+        # reach the checks behind them.
+        if r() < (0.04 if kill else 0.002):
             kill = not kill
         if r() < 0.004:
-            kill_slots ^= 1 << rng.randrange(n)
+            kill_slots |= 1 << rng.randrange(n)
+        elif kill_slots and r() < 0.03:
+            kill_slots = 0
         c.kill, c.kill_slots = kill, kill_slots
         if r() < 0.02:
             s = rng.randrange(n)

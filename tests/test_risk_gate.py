@@ -135,14 +135,15 @@ def run(params: RiskParams, n_orders: int, seed: int):
             await ctx.tick()
             prev_c = c
             t += 1
+        # The global state now, before the view cycles below (the bucket refills in them).
+        final["global"] = (ctx.get(gate.open_orders), ctx.get(gate.bucket),
+                           ctx.get(gate.last_token_host), ctx.get(gate.last_token_trigger),
+                           ctx.get(gate.bank), ctx.get(gate.store_error))
         for s in range(params.slots):
             ctx.set(gate.view_slot, s)
             await ctx.tick()
             final[s] = (ctx.get(gate.view_position), ctx.get(gate.view_open_buy),
                         ctx.get(gate.view_open_sell))
-        final["global"] = (ctx.get(gate.open_orders), ctx.get(gate.bucket),
-                           ctx.get(gate.last_token_host), ctx.get(gate.last_token_trigger),
-                           ctx.get(gate.bank), ctx.get(gate.store_error))
 
     sim = Simulator(gate)
     sim.add_clock(1e-8)
