@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test bench synth lint clean
+.PHONY: setup demo test bench synth formal lint clean
 
 setup: $(STAMP)
 
@@ -27,9 +27,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tools/bench/run.py $(BENCHES)
 
-# Out-of-context ECP5 synthesis + place & route of the whole core (see tools/synth_ecp5.py).
+# Out-of-context ECP5 synthesis + place & route of the whole core, its book sized to fit the
+# LFE5UM5G-85F (tools/bench/bench_synth.py FIT_BOOK; see tools/synth_ecp5.py).
 synth: $(STAMP)
-	$(BIN)/python tools/synth_ecp5.py hw.top:build_core --json build/synth/CoreTop.json
+	$(BIN)/python tools/synth_ecp5.py tools.bench.bench_synth:core_fit --json build/synth/CoreTop.json
+
+# Formal proofs with SymbiYosys and z3 (all from PyPI; see tools/formal.py, docs/risk.md).
+formal: $(STAMP)
+	$(BIN)/python tools/formal.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
