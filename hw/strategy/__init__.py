@@ -1,0 +1,1 @@
+"""Strategy on the card: triggers that turn market data into orders."""
