@@ -22,10 +22,17 @@ import numpy as np
 import pytest
 
 from hw.events import BODY_FIELDS, EventKind, decode
-from hw.ingress.reasons import MAX_FRAME
+from hw.ingress.reasons import MAX_FRAME, DropReason
 from hw.regmap import COUNTER_BITS
 from sim.feed.frames import FeedAddress
-from sim.model.ingress import IngressModel, Invalidation, LineFrame, beat_of
+from sim.model.ingress import (
+    IngressModel,
+    Invalidation,
+    ItemKind,
+    LineFrame,
+    beat_of,
+    frame_items,
+)
 from tests.ingress_frames import (
     FEED_IP,
     FEED_PORT,
@@ -194,6 +201,36 @@ def test_ten_thousand_mutated_frames(card):
     assert set(range(next_seq, tail_end)) <= {d.seq for d in res.delivered}, where
     kinds = Counter(e["kind_name"] for e in events)
     assert kinds["FRAME_DROP"] > 1000 and kinds["INVALIDATE"] > 10, (kinds, where)
+
+
+@pytest.mark.parametrize("count", [0, 0xFFFF], ids=["heartbeat", "end_of_session"])
+def test_lock_taken_by_a_header_with_its_end_marker_is_final(card, count):
+    """The lock a bare heartbeat (or end-of-session) packet takes is settled by its own end
+    marker, which rides on the header entry (docs/ingress.md, section 4: the header, then the
+    end marker): a later bad frame on the line must not give the lock back. Found by the
+    cocotb bench (WIRESPEED_SEED=287090064): line A frame 1, a 94-byte heartbeat with
+    sequence 3, locked; frame 2 (sequence 3, count 3, first length field 11: MSG_LENGTH)
+    ended bad and the core unlocked, so frame 3 (sequence 6) locked again instead of being a
+    gap. Frames back to back, no idle cycle: the bench's idle cycles had nothing to do with it."""
+    rng = random.Random(287090064)
+    lock = FrameSpec(seq=3, messages=[], count=count, ip_options=bytes([1]) * 32)
+    bad = FrameSpec(seq=3, messages=[random_message(rng) for _ in range(3)], vlan=0x175)
+    bad.damage.append(("msglen", (bad.first_length_field(), 11)))
+    good = FrameSpec(seq=6, messages=[random_message(rng)], vlan=0x811,
+                     ip_options=bytes([1]) * 40)
+    lines = [[(spec.build(), False, 0) for spec in (lock, bad, good)], []]
+    events, frames, counters, _ = drive(card, lines)
+    res = compare(events, frames, counters, f"(lock frame count {count:#x})")
+    # What the contract says, spelled out (compare() checked the core against the model):
+    items = frame_items(res.frames[0][0])
+    assert [(i.kind, i.end) for i in items] == [(ItemKind.HEADER, True)], items
+    assert res.frames[0][1].reason is DropReason.MSG_LENGTH
+    sessions = [e for e in events if e["kind_name"] == "SESSION"]
+    assert [s["next_seq"] for s in sessions] == [3], sessions
+    gaps = [(e["expected"], e["received"], e["missing"]) for e in events
+            if e["kind_name"] == "GAP"]
+    assert gaps == [(3, 6, 3)], gaps
+    assert [d.seq for d in res.delivered] == [6]
 
 
 @pytest.mark.parametrize("per_frame", [1, 103])

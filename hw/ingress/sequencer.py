@@ -298,8 +298,12 @@ class Sequencer(wiring.Component):
                              msg_out.length.eq(0)]
 
         # A frame that took the lock and then ended bad gives it back: its session field may
-        # be what was corrupt. The next good header locks again.
-        with m.If(control & cp.end & lock_prov & (lock_line == cx)):
+        # be what was corrupt. The next good header locks again. The frame may end in the very
+        # entry whose header takes the lock (a bare heartbeat): that end marker settles the
+        # lock too, so it must not stay provisional into a later frame of the line.
+        took_lock = Signal()
+        m.d.comb += took_lock.eq(hdr & ~self.locked)
+        with m.If(control & cp.end & ((lock_prov & (lock_line == cx)) | took_lock)):
             m.d.sync += lock_prov.eq(0)
             with m.If(cp.bad):
                 m.d.sync += self.locked.eq(0)
