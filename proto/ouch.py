@@ -116,6 +116,16 @@ LIQUIDITY_REMOVED = "R"
 EVENT_START_OF_DAY = "S"
 EVENT_END_OF_DAY = "E"
 
+#: Order tokens of this project (OUCH leaves the 14 characters to the firm): ``W``, the
+#: order's source letter, then the 48-bit token number as 12 upper-case hex digits, e.g.
+#: ``WH00000000002A`` (host order 42). Codec: :mod:`hw.oe.tokens`; the return-path parser
+#: checks the same format in gateware (``hw/oe/parser.py``).
+TOKEN_PREFIX = "W"
+TOKEN_SOURCE_HOST = "H"       #: orders from the host (the H2C order stream)
+TOKEN_SOURCE_TRIGGER = "T"    #: orders from the on-card trigger engine
+TOKEN_DIGITS = 12             #: hex digits of the token number
+TOKEN_HEX = "0123456789ABCDEF"
+
 #: Canceled reasons: the set both dissectors list (the Open Markets one adds later codes).
 CANCEL_USER_REQUESTED = "U"
 CANCEL_IMMEDIATE_OR_CANCEL = "I"
