@@ -2,7 +2,8 @@
 //
 // It has the core's port list (plus two `standin_aux_*` ports the harness knows nothing about,
 // to prove that extra ports are tolerated and reachable through peek/poke) and does
-// something cheap but fully checkable for every frame on either RX line:
+// something cheap but fully checkable for every frame on either RX line and every chunk on
+// the order-entry RX stream (s_axis_oe_rx_*, a third "line" here, without tuser):
 //
 // * counts frames, bytes, tuser-flagged frames and malformed beats (tkeep not contiguous from
 //   byte 0, a partial tkeep on a non-last beat, tuser on a non-last beat) per line in
@@ -10,7 +11,7 @@
 // * at tlast, emits one 64-byte C2H record (byte 0 = tdata[7:0], all fields little-endian):
 //     0  seq        u32  records generated so far (dropped ones included: loss is a hole)
 //     4  kind       u8   0xA5
-//     5  line       u8   0 = A, 1 = B
+//     5  line       u8   0 = A, 1 = B, 2 = OE RX
 //     6  aux        u16  bit 0 = tuser on the tlast beat
 //     8  timestamp  u64  cycle of the tlast beat (cycle counter, 0 = first cycle after reset)
 //     16 index      u64  frame index on that line since reset
@@ -20,11 +21,23 @@
 //     40 checksum   u64  c = 0; per beat: c = rotl64(c, 1) ^ (tdata with tkeep-off bytes zeroed)
 //     48 zero       16 bytes
 //   Records wait in a 16-entry FIFO; when it is full a record is dropped (and counted).
+// * H2C -> TX loopback: every H2C record R accepted in cycle c goes into a 4-entry FIFO
+//   (s_axis_h2c_tready = FIFO not full and the `block` control bit clear) and comes out on
+//   m_axis_tx_* as one packet of 8 + L bytes, L = R[0] & 63: the accept cycle c as a u64
+//   (little-endian), then R[0 .. L-1]. Beats are full but the last (tkeep contiguous from lane
+//   0), tlast on the last, held until tready. A record accepted in cycle c is in the FIFO
+//   from c + 1; the serializer loads the FIFO head when idle or in the cycle its packet's last
+//   beat is accepted, so the first beat of an idle loop's packet is presented in c + 2 and
+//   packets follow each other without a gap.
 // * AXI4-Lite (32-bit, independent AW/W channels, SLVERR for unmapped addresses):
 //     0x00 ID 0x57535344 (RO)   0x04 scratch (RW, byte strobes)   0x08 standin_aux_in[31:0]
-//     0x10/0x20 frames A/B      0x14/0x24 bytes A/B               0x18/0x28 tuser frames A/B
-//     0x1C/0x2C malformed beats A/B                               0x30 records generated
-//     0x34 records dropped      0x38/0x3C cycle counter low/high (RO)
+//     0x10/0x20/0x40 frames A/B/OE            0x14/0x24/0x44 bytes A/B/OE
+//     0x18/0x28/0x48 tuser frames A/B/OE      0x1C/0x2C/0x4C malformed beats A/B/OE
+//     0x30 records generated    0x34 records dropped     0x38/0x3C cycle counter low/high (RO)
+//     0x60 control (RW, bit 0 = block: s_axis_h2c_tready low)
+//     0x64 H2C records accepted 0x68 H2C beats without tlast
+//     0x6C TX beats accepted    0x70 TX packets accepted (tlast beats)
+//     0x74 cycle[31:0] of the last H2C handshake    0x78 cycle[31:0] of the last TX handshake
 
 /* verilator lint_off DECLFILENAME */
 
@@ -146,6 +159,22 @@ module wirespeed_core (
     output reg          s_axil_rvalid,
     input  wire         s_axil_rready,
 
+    output wire [63:0]  m_axis_tx_tdata,
+    output wire [7:0]   m_axis_tx_tkeep,
+    output wire         m_axis_tx_tlast,
+    output wire         m_axis_tx_tvalid,
+    input  wire         m_axis_tx_tready,
+
+    input  wire [511:0] s_axis_h2c_tdata,
+    input  wire         s_axis_h2c_tvalid,
+    input  wire         s_axis_h2c_tlast,
+    output wire         s_axis_h2c_tready,
+
+    input  wire [63:0]  s_axis_oe_rx_tdata,
+    input  wire [7:0]   s_axis_oe_rx_tkeep,
+    input  wire         s_axis_oe_rx_tlast,
+    input  wire         s_axis_oe_rx_tvalid,
+
     input  wire [69:0]  standin_aux_in,
     output reg  [69:0]  standin_aux_out
 );
@@ -159,12 +188,14 @@ module wirespeed_core (
     always @(posedge clk)
         standin_aux_out <= ~standin_aux_in;
 
-    wire        a_done, b_done;
+    wire        a_done, b_done, o_done;
     wire [63:0] a_index, a_start, a_end, a_csum, b_index, b_start, b_end, b_csum;
-    wire [31:0] a_len, a_beats, b_len, b_beats;
-    wire        a_err, b_err;
+    wire [63:0] o_index, o_start, o_end, o_csum;
+    wire [31:0] a_len, a_beats, b_len, b_beats, o_len, o_beats;
+    wire        a_err, b_err, o_err;
     wire [31:0] a_frames, a_bytes, a_errors, a_malformed;
     wire [31:0] b_frames, b_bytes, b_errors, b_malformed;
+    wire [31:0] o_frames, o_bytes, o_errors, o_malformed;
 
     standin_line line_a (
         .clk(clk), .rst(rst), .cycle(cycle),
@@ -182,7 +213,15 @@ module wirespeed_core (
         .d_beats(b_beats), .d_csum(b_csum), .d_err(b_err),
         .frames(b_frames), .bytes(b_bytes), .errors(b_errors), .malformed(b_malformed));
 
-    // ---- record FIFO: up to two writes (A before B) and one read per cycle ----
+    standin_line line_o (
+        .clk(clk), .rst(rst), .cycle(cycle),
+        .tdata(s_axis_oe_rx_tdata), .tkeep(s_axis_oe_rx_tkeep), .tvalid(s_axis_oe_rx_tvalid),
+        .tlast(s_axis_oe_rx_tlast), .tuser(1'b0),
+        .done(o_done), .d_index(o_index), .d_start(o_start), .d_end(o_end), .d_len(o_len),
+        .d_beats(o_beats), .d_csum(o_csum), .d_err(o_err),
+        .frames(o_frames), .bytes(o_bytes), .errors(o_errors), .malformed(o_malformed));
+
+    // ---- record FIFO: up to three writes (A, B, OE in that order) and one read per cycle ----
     reg [511:0] fifo [0:DEPTH-1];
     reg [3:0]   wp, rp;
     reg [4:0]   count;
@@ -192,12 +231,16 @@ module wirespeed_core (
     wire        pop = m_axis_c2h_tvalid && m_axis_c2h_tready;
     wire        put_a = a_done && space != 5'd0;
     wire        put_b = b_done && space > {4'd0, put_a};
+    wire        put_o = o_done && space > {4'd0, put_a} + {4'd0, put_b};
     wire [31:0] seq_b = seq + {31'd0, a_done};
+    wire [31:0] seq_o = seq_b + {31'd0, b_done};
 
     wire [511:0] rec_a = {128'd0, a_csum, a_beats, a_len, a_start, a_index, a_end,
                           15'd0, a_err, 8'd0, KIND, seq};
     wire [511:0] rec_b = {128'd0, b_csum, b_beats, b_len, b_start, b_index, b_end,
                           15'd0, b_err, 8'd1, KIND, seq_b};
+    wire [511:0] rec_o = {128'd0, o_csum, o_beats, o_len, o_start, o_index, o_end,
+                          15'd0, o_err, 8'd2, KIND, seq_o};
 
     assign m_axis_c2h_tvalid = count != 5'd0;
     assign m_axis_c2h_tdata = fifo[rp];
@@ -216,12 +259,86 @@ module wirespeed_core (
                 fifo[wp] <= rec_a;
             if (put_b)
                 fifo[wp + {3'd0, put_a}] <= rec_b;
-            wp <= wp + {3'd0, put_a} + {3'd0, put_b};
+            if (put_o)
+                fifo[wp + {3'd0, put_a} + {3'd0, put_b}] <= rec_o;
+            wp <= wp + {3'd0, put_a} + {3'd0, put_b} + {3'd0, put_o};
             rp <= rp + {3'd0, pop};
-            count <= count + {4'd0, put_a} + {4'd0, put_b} - {4'd0, pop};
-            seq <= seq + {31'd0, a_done} + {31'd0, b_done};
-            generated <= generated + {31'd0, a_done} + {31'd0, b_done};
-            dropped <= dropped + {31'd0, a_done && !put_a} + {31'd0, b_done && !put_b};
+            count <= count + {4'd0, put_a} + {4'd0, put_b} + {4'd0, put_o} - {4'd0, pop};
+            seq <= seq + {31'd0, a_done} + {31'd0, b_done} + {31'd0, o_done};
+            generated <= generated + {31'd0, a_done} + {31'd0, b_done} + {31'd0, o_done};
+            dropped <= dropped + {31'd0, a_done && !put_a} + {31'd0, b_done && !put_b}
+                     + {31'd0, o_done && !put_o};
+        end
+    end
+
+    // ---- H2C -> TX loopback: 4-entry FIFO of {record, accept cycle}, then a serializer ----
+    reg [575:0] hfifo [0:3];
+    reg [1:0]   hwp, hrp;
+    reg [2:0]   hcount;
+    reg         h2c_block;
+    reg [31:0]  h2c_records, h2c_nolast, tx_beat_count, tx_packet_count;
+    reg [31:0]  h2c_last_cycle, tx_last_cycle;
+
+    reg         tx_busy;
+    reg [575:0] tx_pkt;     // byte k of the packet in bits 8k+7:8k
+    reg [3:0]   tx_pos, tx_lastpos;
+    reg [7:0]   tx_lastkeep;
+
+    assign s_axis_h2c_tready = !h2c_block && hcount != 3'd4;
+    wire        h2c_put = s_axis_h2c_tvalid && s_axis_h2c_tready;
+    wire [6:0]  head_len = {1'b0, hfifo[hrp][69:64]} + 7'd7;  // L + 7 (L = record byte 0 & 63)
+    wire        tx_fire = m_axis_tx_tvalid && m_axis_tx_tready;
+    wire        tx_load = (!tx_busy || (tx_fire && m_axis_tx_tlast)) && hcount != 3'd0;
+
+    assign m_axis_tx_tvalid = tx_busy;
+    assign m_axis_tx_tdata = tx_pkt[{tx_pos, 6'd0} +: 64];
+    assign m_axis_tx_tlast = tx_pos == tx_lastpos;
+    assign m_axis_tx_tkeep = m_axis_tx_tlast ? tx_lastkeep : 8'hFF;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            hwp <= 2'd0;
+            hrp <= 2'd0;
+            hcount <= 3'd0;
+            tx_busy <= 1'b0;
+            tx_pos <= 4'd0;
+            tx_lastpos <= 4'd0;
+            tx_lastkeep <= 8'hFF;
+            h2c_records <= 32'd0;
+            h2c_nolast <= 32'd0;
+            tx_beat_count <= 32'd0;
+            tx_packet_count <= 32'd0;
+            h2c_last_cycle <= 32'd0;
+            tx_last_cycle <= 32'd0;
+        end else begin
+            if (h2c_put) begin
+                hfifo[hwp] <= {s_axis_h2c_tdata, cycle};
+                hwp <= hwp + 2'd1;
+                h2c_records <= h2c_records + 32'd1;
+                h2c_last_cycle <= cycle[31:0];
+                if (!s_axis_h2c_tlast)
+                    h2c_nolast <= h2c_nolast + 32'd1;
+            end
+            if (tx_fire) begin
+                tx_beat_count <= tx_beat_count + 32'd1;
+                tx_last_cycle <= cycle[31:0];
+                if (m_axis_tx_tlast)
+                    tx_packet_count <= tx_packet_count + 32'd1;
+            end
+            if (tx_load) begin
+                tx_pkt <= hfifo[hrp];
+                hrp <= hrp + 2'd1;
+                tx_busy <= 1'b1;
+                tx_pos <= 4'd0;
+                tx_lastpos <= head_len[6:3];  // (8 + L - 1) / 8
+                tx_lastkeep <= 8'hFF >> (3'd7 - head_len[2:0]);  // (8 + L - 1) % 8 + 1 bytes
+            end else if (tx_fire) begin
+                if (m_axis_tx_tlast)
+                    tx_busy <= 1'b0;
+                else
+                    tx_pos <= tx_pos + 4'd1;
+            end
+            hcount <= hcount + {2'd0, h2c_put} - {2'd0, tx_load};
         end
     end
 
@@ -246,6 +363,7 @@ module wirespeed_core (
             s_axil_rresp <= 2'd0;
             s_axil_rdata <= 32'd0;
             scratch <= 32'd0;
+            h2c_block <= 1'b0;
         end else begin
             if (s_axil_awvalid && s_axil_awready) begin
                 aw_full <= 1'b1;
@@ -268,6 +386,9 @@ module wirespeed_core (
                     if (w_strb[1]) scratch[15:8] <= w_data[15:8];
                     if (w_strb[2]) scratch[23:16] <= w_data[23:16];
                     if (w_strb[3]) scratch[31:24] <= w_data[31:24];
+                end else if (aw_addr == 16'h0060) begin
+                    s_axil_bresp <= 2'd0;
+                    if (w_strb[0]) h2c_block <= w_data[0];
                 end else begin
                     s_axil_bresp <= 2'd2;
                 end
@@ -294,6 +415,17 @@ module wirespeed_core (
                     16'h0034: s_axil_rdata <= dropped;
                     16'h0038: s_axil_rdata <= cycle[31:0];
                     16'h003C: s_axil_rdata <= cycle[63:32];
+                    16'h0040: s_axil_rdata <= o_frames;
+                    16'h0044: s_axil_rdata <= o_bytes;
+                    16'h0048: s_axil_rdata <= o_errors;
+                    16'h004C: s_axil_rdata <= o_malformed;
+                    16'h0060: s_axil_rdata <= {31'd0, h2c_block};
+                    16'h0064: s_axil_rdata <= h2c_records;
+                    16'h0068: s_axil_rdata <= h2c_nolast;
+                    16'h006C: s_axil_rdata <= tx_beat_count;
+                    16'h0070: s_axil_rdata <= tx_packet_count;
+                    16'h0074: s_axil_rdata <= h2c_last_cycle;
+                    16'h0078: s_axil_rdata <= tx_last_cycle;
                     default: begin
                         s_axil_rdata <= 32'hDEADBEEF;
                         s_axil_rresp <= 2'd2;

@@ -106,6 +106,22 @@ REQUIRED_PORTS: dict[str, tuple[str, int]] = {
     "m_axis_c2h_tvalid": ("out", 1),
     "m_axis_c2h_tready": ("in", 1),
     "m_axis_c2h_tlast": ("out", 1),
+    # Order-entry egress (SoupBinTCP packets to the exchange): captured beat by beat.
+    "m_axis_tx_tdata": ("out", 64),
+    "m_axis_tx_tkeep": ("out", 8),
+    "m_axis_tx_tlast": ("out", 1),
+    "m_axis_tx_tvalid": ("out", 1),
+    "m_axis_tx_tready": ("in", 1),
+    # Host orders, one 64-byte record per beat.
+    "s_axis_h2c_tdata": ("in", 512),
+    "s_axis_h2c_tvalid": ("in", 1),
+    "s_axis_h2c_tlast": ("in", 1),
+    "s_axis_h2c_tready": ("out", 1),
+    # The exchange's replies (TCP payload bytes), no tready.
+    "s_axis_oe_rx_tdata": ("in", 64),
+    "s_axis_oe_rx_tkeep": ("in", 8),
+    "s_axis_oe_rx_tlast": ("in", 1),
+    "s_axis_oe_rx_tvalid": ("in", 1),
     "s_axil_awaddr": ("in", 16),
     "s_axil_awvalid": ("in", 1),
     "s_axil_awready": ("out", 1),

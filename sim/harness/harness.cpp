@@ -1,8 +1,9 @@
 // Replay harness: clocks a Verilated `wirespeed_core` (built with --prefix Vdut) in C++ and
 // exposes a plain C API that sim/harness/__init__.py loads with ctypes.
 //
-// Everything that happens per cycle lives here -- the RX line drivers, C2H capture and its
-// protocol checks, the tready generator, the AXI4-Lite master -- so Python is only involved
+// Everything that happens per cycle lives here -- the RX line drivers (network A and B, and
+// the order-entry RX byte stream), the H2C record driver, C2H and TX capture and their
+// protocol checks, the tready generators, the AXI4-Lite master -- so Python is only involved
 // per batch. The cycle semantics are documented in sim/harness/__init__.py; in short, one
 // tick() is one clock cycle:
 //
@@ -59,6 +60,9 @@ namespace {
 constexpr size_t kRecordBytes = 64;
 // "No previous frame": far enough in the past that `last_end + gap` cannot overflow.
 constexpr int64_t kNever = INT64_MIN / 4;
+// rx[] index of the order-entry RX stream (0 and 1 are the network lines A and B).
+constexpr int kOeRx = 2;
+constexpr int kRxLines = 3;
 
 // Return codes of the C API (mirrored in __init__.py).
 enum Status : int { kOk = 0, kFinished = 1, kTimeout = 2, kFatal = -1, kBadArgument = -2 };
@@ -70,6 +74,9 @@ enum Violation : int {
     kC2hNoLast = 3,
     kAxilUnexpectedB = 4,
     kAxilUnexpectedR = 5,
+    kTxValidDropped = 6,
+    kTxUnstable = 7,
+    kTxBadKeep = 8,
 };
 
 struct SimFatal : std::runtime_error {
@@ -92,7 +99,9 @@ struct RxFrame {
     uint8_t error;       // tuser on the tlast beat
 };
 
-// One network RX line: a queue of frames driven back-to-back, one 64-bit beat per cycle.
+// One RX byte stream without tready: a queue of frames driven back-to-back, one 64-bit beat
+// per cycle. The two network lines, and the order-entry RX stream (whose "frames" are the
+// chunks of TCP payload pushed from Python; it has no tuser, which then points at a dummy).
 struct RxLine {
     QData* tdata = nullptr;
     CData* tkeep = nullptr;
@@ -203,6 +212,138 @@ struct RxLine {
 
 enum ReadyMode : int { kReadyAlways = 0, kReadyRandom = 1, kReadyPattern = 2 };
 
+// A tready generator: always, a probability per cycle (xorshift64*) or a repeated pattern.
+struct ReadyGen {
+    int mode = kReadyAlways;
+    uint64_t threshold = 0;  // ready if the top 32 random bits are below this
+    uint64_t seed = 0, state = 0;
+    std::vector<uint8_t> pattern;
+    size_t pos = 0;
+
+    inline bool next() {
+        if (__builtin_expect(mode == kReadyAlways, 1)) return true;  // cheaper than the switch
+        switch (mode) {
+            case kReadyRandom: {  // xorshift64*
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                return ((state * 0x2545F4914F6CDD1DULL) >> 32) < threshold;
+            }
+            case kReadyPattern: {
+                const bool r = pattern[pos] != 0;
+                if (++pos == pattern.size()) pos = 0;
+                return r;
+            }
+            default:
+                return true;
+        }
+    }
+
+    void restart() {
+        // splitmix64 of the seed: any seed, 0 included, gives a non-zero xorshift state.
+        uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        state = (z ^ (z >> 31)) | 1;
+        pos = 0;
+    }
+
+    int set(int m, uint64_t thr, uint64_t sd, const uint8_t* pat, uint64_t n) {
+        if (m == kReadyPattern && n == 0) return kBadArgument;
+        if (m != kReadyAlways && m != kReadyRandom && m != kReadyPattern) return kBadArgument;
+        mode = m;
+        threshold = thr;
+        seed = sd;
+        pattern.assign(pat, pat + (m == kReadyPattern ? n : 0));
+        restart();
+        return kOk;
+    }
+};
+
+// Host-to-card records (s_axis_h2c_*): a queue of 64-byte records, each presented from its
+// not-before cycle on, in order, with tlast, and held until the core's tready.
+struct H2cQueue {
+    static_assert(sizeof(Vdut::s_axis_h2c_tdata) == kRecordBytes,
+                  "s_axis_h2c_tdata is one 512-bit record (a VlWide<16>)");
+    uint8_t* tdata = nullptr;  // the VlWide's 16 little-endian 32-bit words, as bytes
+    CData* tvalid = nullptr;
+    CData* tlast = nullptr;
+
+    std::vector<uint8_t> data;        // kRecordBytes per record
+    std::vector<int64_t> not_before;  // per record
+    size_t head = 0;                  // records[head] is presented or next
+    bool presented = false;           // records[head] is on the bus
+    uint64_t first_index = 0;         // record index (since reset) of records[0]
+    std::vector<int64_t> accepts;     // handshake cycle per record since reset, -1 = not yet
+    uint64_t accepted = 0;
+
+    bool pending() const { return head < not_before.size(); }
+    uint64_t pushed() const { return accepts.size(); }
+
+    void clear() {
+        data.clear();
+        not_before.clear();
+        accepts.clear();
+        head = 0;
+        presented = false;
+        first_index = 0;
+        accepted = 0;
+        *tvalid = 0;
+        *tlast = 0;
+        std::memset(tdata, 0, kRecordBytes);
+    }
+
+    void compact() {
+        if (head == 0 || (head < not_before.size() && 2 * head < not_before.size())) return;
+        data.erase(data.begin(), data.begin() + static_cast<ptrdiff_t>(head * kRecordBytes));
+        not_before.erase(not_before.begin(), not_before.begin() + static_cast<ptrdiff_t>(head));
+        first_index += head;
+        head = 0;
+    }
+
+    void push(const uint8_t* records, const int64_t* nb, uint64_t n) {
+        compact();
+        reserve_more(data, n * kRecordBytes);
+        reserve_more(not_before, n);
+        data.insert(data.end(), records, records + n * kRecordBytes);
+        for (uint64_t i = 0; i < n; ++i) not_before.push_back(nb ? nb[i] : 0);
+        accepts.resize(accepts.size() + n, -1);
+    }
+
+    // Drive the inputs for `cycle`; true if a record is presented (tvalid high).
+    inline bool drive(int64_t cycle) {
+        if (presented) return true;  // held, unchanged, until tready
+        if (head == not_before.size() || cycle < not_before[head]) {
+            *tvalid = 0;
+            return false;
+        }
+        std::memcpy(tdata, data.data() + head * kRecordBytes, kRecordBytes);
+        *tvalid = 1;
+        *tlast = 1;
+        presented = true;
+        return true;
+    }
+
+    // After the settle of a cycle in which drive() returned true.
+    inline void sample(bool ready, int64_t cycle) {
+        if (!ready) return;
+        accepts[first_index + head] = cycle;
+        ++head;
+        ++accepted;
+        presented = false;
+    }
+};
+
+// One beat captured on m_axis_tx_* (the layout of TX_BEAT_DTYPE in __init__.py).
+struct TxBeat {
+    int64_t cycle;
+    uint64_t data;
+    uint8_t keep;
+    uint8_t last;
+    uint8_t pad[6];
+};
+static_assert(sizeof(TxBeat) == 24, "TxBeat is mirrored by a numpy dtype");
+
 struct PortInfo {
     const char* name;
     int dir;  // 0 input, 1 output, 2 inout
@@ -229,18 +370,23 @@ struct Harness {
     int64_t cycle = 0;   // cycles since the end of the last reset
     std::vector<void*> port_ptrs;
 
-    RxLine rx[2];
+    RxLine rx[kRxLines];  // network A, network B, order-entry RX (kOeRx)
+    CData oe_rx_no_tuser = 0;
+    H2cQueue h2c;
+    // OE RX or H2C has work, or drove tvalid in the last cycle. False only once both queues
+    // are empty and both tvalids were driven low: tick() then skips their drivers.
+    bool oe_active = false;
 
     std::vector<uint8_t> records;
     std::vector<int64_t> record_cycles;
     bool c2h_stalled = false;
     uint8_t c2h_stalled_data[kRecordBytes] = {};
+    ReadyGen c2h_ready;
 
-    int ready_mode = kReadyAlways;
-    uint64_t ready_threshold = 0;  // ready if the top 32 random bits are below this
-    uint64_t ready_seed = 0, ready_state = 0;
-    std::vector<uint8_t> ready_pattern;
-    size_t ready_pos = 0;
+    std::vector<TxBeat> tx_beats;
+    bool tx_stalled = false;
+    TxBeat tx_stalled_beat = {};
+    ReadyGen tx_ready;
 
     struct {
         bool aw = false, w = false, b = false, ar = false, r = false;  // phases outstanding
@@ -277,8 +423,17 @@ struct Harness {
         rx[1].tvalid = &top->s_axis_rx_b_tvalid;
         rx[1].tlast = &top->s_axis_rx_b_tlast;
         rx[1].tuser = &top->s_axis_rx_b_tuser;
+        rx[kOeRx].tdata = &top->s_axis_oe_rx_tdata;
+        rx[kOeRx].tkeep = &top->s_axis_oe_rx_tkeep;
+        rx[kOeRx].tvalid = &top->s_axis_oe_rx_tvalid;
+        rx[kOeRx].tlast = &top->s_axis_oe_rx_tlast;
+        rx[kOeRx].tuser = &oe_rx_no_tuser;
+        h2c.tdata = reinterpret_cast<uint8_t*>(top->s_axis_h2c_tdata.data());
+        h2c.tvalid = &top->s_axis_h2c_tvalid;
+        h2c.tlast = &top->s_axis_h2c_tlast;
         records.reserve(4096 * kRecordBytes);
         record_cycles.reserve(4096);
+        tx_beats.reserve(4096);
 #if VM_TRACE_FST
         if (trace_path) {
             fst = std::make_unique<VerilatedFstC>();
@@ -357,33 +512,6 @@ struct Harness {
     void flush() {}
 #endif
 
-    inline bool next_ready() {
-        switch (ready_mode) {
-            case kReadyRandom: {  // xorshift64*
-                ready_state ^= ready_state >> 12;
-                ready_state ^= ready_state << 25;
-                ready_state ^= ready_state >> 27;
-                return ((ready_state * 0x2545F4914F6CDD1DULL) >> 32) < ready_threshold;
-            }
-            case kReadyPattern: {
-                const bool r = ready_pattern[ready_pos] != 0;
-                if (++ready_pos == ready_pattern.size()) ready_pos = 0;
-                return r;
-            }
-            default:
-                return true;
-        }
-    }
-
-    void restart_ready() {
-        // splitmix64 of the seed: any seed, 0 included, gives a non-zero xorshift state.
-        uint64_t z = ready_seed + 0x9E3779B97F4A7C15ULL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        ready_state = (z ^ (z >> 31)) | 1;
-        ready_pos = 0;
-    }
-
     // Sample C2H after the combinational settle; true if tvalid was high.
     inline bool sample_c2h(bool ready) {
         if (!top->m_axis_c2h_tvalid) {
@@ -406,6 +534,36 @@ struct Harness {
         } else if (!c2h_stalled) {
             std::memcpy(c2h_stalled_data, data, kRecordBytes);
             c2h_stalled = true;
+        }
+        return true;
+    }
+
+    // Sample TX after the combinational settle; true if tvalid was high. Checks: tvalid must
+    // not fall and tdata/tkeep/tlast must not change while a beat waits for tready; tkeep is
+    // 2^k - 1 with k >= 1 (contiguous from lane 0, at least one byte).
+    inline bool sample_tx(bool ready) {
+        if (!top->m_axis_tx_tvalid) {
+            if (tx_stalled) {
+                violate(kTxValidDropped);
+                tx_stalled = false;
+            }
+            return false;
+        }
+        const TxBeat beat{cycle, top->m_axis_tx_tdata, top->m_axis_tx_tkeep,
+                          top->m_axis_tx_tlast, {}};
+        if (beat.keep == 0 || (beat.keep & (beat.keep + 1u)) != 0) violate(kTxBadKeep);
+        if (tx_stalled && (beat.data != tx_stalled_beat.data ||
+                           beat.keep != tx_stalled_beat.keep ||
+                           beat.last != tx_stalled_beat.last)) {
+            violate(kTxUnstable);
+            tx_stalled_beat = beat;
+        }
+        if (ready) {
+            tx_beats.push_back(beat);
+            tx_stalled = false;
+        } else if (!tx_stalled) {
+            tx_stalled_beat = beat;
+            tx_stalled = true;
         }
         return true;
     }
@@ -446,28 +604,41 @@ struct Harness {
         if (axil.ar && top->s_axil_arvalid && top->s_axil_arready) axil.ar = false;
     }
 
-    // One clock cycle. Returns true if the cycle was busy: an RX beat presented or C2H valid.
+    // One clock cycle. Returns true if the cycle was busy: an RX or OE RX beat presented, an
+    // H2C record presented, C2H or TX valid.
     inline bool tick() {
         const bool beat_a = rx[0].drive(cycle);
         const bool beat_b = rx[1].drive(cycle);
-        const bool ready = next_ready();
+        bool beat_oe = false, h2c_valid = false;
+        if (oe_active) {
+            beat_oe = rx[kOeRx].drive(cycle);
+            h2c_valid = h2c.drive(cycle);
+            oe_active = beat_oe || h2c_valid || rx[kOeRx].pending() || h2c.pending();
+        }
+        const bool ready = c2h_ready.next();
         top->m_axis_c2h_tready = ready;
+        const bool tx_rdy = tx_ready.next();
+        top->m_axis_tx_tready = tx_rdy;
         if (axil.driving) drive_axil();
         settle();
         const bool c2h_valid = sample_c2h(ready);
+        const bool tx_valid = sample_tx(tx_rdy);
+        if (h2c_valid) h2c.sample(top->s_axis_h2c_tready, cycle);
         sample_axil();
         end_cycle();
         ++cycle;
         ++ticks;
-        return beat_a || beat_b || c2h_valid;
+        return beat_a || beat_b || beat_oe || h2c_valid || c2h_valid || tx_valid;
     }
 
     bool finished() const { return ctx->gotFinish(); }
 
     int reset(uint64_t cycles) {
-        rx[0].clear();
-        rx[1].clear();
+        for (RxLine& line : rx) line.clear();
+        h2c.clear();
+        oe_active = false;
         top->m_axis_c2h_tready = 0;
+        top->m_axis_tx_tready = 0;
         axil = {};
         drive_axil();
         top->rst = 1;
@@ -481,7 +652,10 @@ struct Harness {
         records.clear();
         record_cycles.clear();
         c2h_stalled = false;
-        restart_ready();
+        c2h_ready.restart();
+        tx_beats.clear();
+        tx_stalled = false;
+        tx_ready.restart();
         violation = 0;
         violations = 0;
         quiet = 0;
@@ -496,25 +670,30 @@ struct Harness {
         return kOk;
     }
 
-    bool rx_pending() const { return rx[0].pending() || rx[1].pending(); }
+    // Stimulus still queued: an RX frame, an OE RX chunk or an H2C record not yet sent.
+    bool rx_pending() const {
+        return rx[0].pending() || rx[1].pending() || rx[kOeRx].pending() || h2c.pending();
+    }
 
     int run(uint64_t budget, uint64_t drain, bool fresh, uint64_t* ran, int* done) {
         if (fresh) quiet = 0;
         *done = 0;
         uint64_t i = 0;
+        bool pending = rx_pending();  // queues only change in tick(): once per cycle
         for (; i < budget; ++i) {
-            if (quiet >= drain && !rx_pending()) {
+            if (quiet >= drain && !pending) {
                 *done = 1;
                 break;
             }
             const bool busy = tick();
-            quiet = (busy || rx_pending()) ? 0 : quiet + 1;
+            pending = rx_pending();
+            quiet = (busy || pending) ? 0 : quiet + 1;
             if (finished()) {
                 *ran = i + 1;
                 return kFinished;
             }
         }
-        if (i == budget && quiet >= drain && !rx_pending()) *done = 1;
+        if (i == budget && quiet >= drain && !pending) *done = 1;
         *ran = i;
         return kOk;
     }
@@ -654,19 +833,22 @@ WH_API int wh_run(void* h, uint64_t budget, uint64_t drain, int fresh, uint64_t*
     return guarded(h, [&](Harness& s) { return s.run(budget, drain, fresh != 0, ran, done); });
 }
 
+// Lines 0 and 1 are the network RX lines A and B, line 2 the order-entry RX stream (errors
+// must be null for it: it has no tuser).
 WH_API int wh_push(void* h, int line, const uint8_t* data, const uint64_t* offsets,
                    const uint32_t* lengths, const int64_t* not_before, const uint32_t* gaps,
                    uint32_t gap, const uint8_t* errors, uint64_t n, uint64_t total_bytes) {
-    if (line != 0 && line != 1) return kBadArgument;
+    if (line < 0 || line >= kRxLines || (line == kOeRx && errors)) return kBadArgument;
     return guarded(h, [&](Harness& s) {
         s.rx[line].push(data, offsets, lengths, not_before, gaps, gap, errors, n, total_bytes);
+        if (line == kOeRx) s.oe_active = true;
         return kOk;
     });
 }
 
 // out: frames pushed, frames sent, beats sent, bytes sent, frames pending.
 WH_API int wh_line_stats(void* h, int line, uint64_t* out) {
-    if (line != 0 && line != 1) return kBadArgument;
+    if (line < 0 || line >= kRxLines) return kBadArgument;
     const RxLine& l = static_cast<Harness*>(h)->rx[line];
     out[0] = l.pushed();
     out[1] = l.frames_sent;
@@ -678,7 +860,7 @@ WH_API int wh_line_stats(void* h, int line, uint64_t* out) {
 
 WH_API uint64_t wh_frame_starts(void* h, int line, uint64_t first, int64_t* out,
                                 uint64_t max) {
-    if (line != 0 && line != 1) return 0;
+    if (line < 0 || line >= kRxLines) return 0;
     const std::vector<int64_t>& starts = static_cast<Harness*>(h)->rx[line].starts;
     if (first >= starts.size()) return 0;
     const uint64_t n = std::min<uint64_t>(max, starts.size() - first);
@@ -704,17 +886,50 @@ WH_API uint64_t wh_records_take(void* h, uint8_t* out, int64_t* cycles, uint64_t
 
 WH_API int wh_c2h_ready(void* h, int mode, uint64_t threshold, uint64_t seed,
                         const uint8_t* pattern, uint64_t n) {
-    Harness& s = *static_cast<Harness*>(h);
-    if (mode == kReadyPattern && n == 0) return kBadArgument;
-    if (mode != kReadyAlways && mode != kReadyRandom && mode != kReadyPattern) {
-        return kBadArgument;
-    }
-    s.ready_mode = mode;
-    s.ready_threshold = threshold;
-    s.ready_seed = seed;
-    s.ready_pattern.assign(pattern, pattern + (mode == kReadyPattern ? n : 0));
-    s.restart_ready();
+    return static_cast<Harness*>(h)->c2h_ready.set(mode, threshold, seed, pattern, n);
+}
+
+WH_API int wh_tx_ready(void* h, int mode, uint64_t threshold, uint64_t seed,
+                       const uint8_t* pattern, uint64_t n) {
+    return static_cast<Harness*>(h)->tx_ready.set(mode, threshold, seed, pattern, n);
+}
+
+WH_API uint64_t wh_tx_pending(void* h) { return static_cast<Harness*>(h)->tx_beats.size(); }
+
+// Move up to `max` of the oldest captured TX beats (24 bytes each, struct TxBeat) out.
+WH_API uint64_t wh_tx_take(void* h, TxBeat* out, uint64_t max) {
+    std::vector<TxBeat>& beats = static_cast<Harness*>(h)->tx_beats;
+    const uint64_t n = std::min<uint64_t>(max, beats.size());
+    std::memcpy(static_cast<void*>(out), beats.data(), n * sizeof(TxBeat));
+    beats.erase(beats.begin(), beats.begin() + static_cast<ptrdiff_t>(n));
+    return n;
+}
+
+// n records of 64 bytes each; not_before (one per record) may be null.
+WH_API int wh_h2c_push(void* h, const uint8_t* records, const int64_t* not_before,
+                       uint64_t n) {
+    return guarded(h, [&](Harness& s) {
+        s.h2c.push(records, not_before, n);
+        s.oe_active = true;
+        return kOk;
+    });
+}
+
+// out: records pushed, records accepted, records pending (pushed, not accepted yet).
+WH_API int wh_h2c_stats(void* h, uint64_t* out) {
+    const H2cQueue& q = static_cast<Harness*>(h)->h2c;
+    out[0] = q.pushed();
+    out[1] = q.accepted;
+    out[2] = q.pushed() - q.accepted;
     return kOk;
+}
+
+WH_API uint64_t wh_h2c_accepts(void* h, uint64_t first, int64_t* out, uint64_t max) {
+    const std::vector<int64_t>& accepts = static_cast<Harness*>(h)->h2c.accepts;
+    if (first >= accepts.size()) return 0;
+    const uint64_t n = std::min<uint64_t>(max, accepts.size() - first);
+    std::memcpy(out, accepts.data() + first, n * sizeof(int64_t));
+    return n;
 }
 
 WH_API int wh_axil_write(void* h, uint32_t addr, uint32_t data, uint32_t strb, int64_t w_delay,
