@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from host.config import GlobalLimits, LimitsConfig, SymbolLimits, TriggerConfig
 from host.regs import Registers
 from hw.book.params import DEFAULT_PARAMS, BookParams
 from hw.events import EventKind, numpy_dtype
@@ -211,6 +212,119 @@ class Card:
             "last_px": r.read("slot_last_px"), "last_sz": r.read("slot_last_sz"),
             "volume": r.read("slot_volume"), "notional": r.read("slot_notional"),
         }
+
+    # -- risk gate (docs/risk.md) ----------------------------------------------------------
+    def _slot_arg(self, slot: int) -> int:
+        if not 0 <= slot < self.identity.book.slots:
+            raise CardError(f"slot {slot} out of range: the card has "
+                            f"{self.identity.book.slots} slots")
+        return slot
+
+    def _risk_wait(self, *, timeout: int = 100_000) -> None:
+        for _ in range(timeout):
+            if not self.regs.field("risk_status", "busy"):
+                return
+        raise CardError("the risk gate stayed busy (post-commit copy)")
+
+    def store_limits(self, slot: int, limits: SymbolLimits) -> None:
+        """Write ``limits`` for ``slot`` into the shadow set (live after :meth:`commit`)."""
+        r = self.regs
+        self._risk_wait()
+        r.write("lim_slot", self._slot_arg(slot))
+        r.write("lim_ctrl", int(limits.enable) | (int(limits.collar_mode) << 1)
+                | (limits.collar << 16))
+        r.write("lim_max_shares", limits.max_shares)
+        r.write("lim_max_notional_lo", limits.max_notional & 0xFFFF_FFFF)
+        r.write("lim_max_notional_hi", limits.max_notional >> 32)
+        r.write("lim_ref_px", limits.ref_px)
+        r.write("lim_max_long", limits.max_long)
+        r.write("lim_max_short", limits.max_short)
+        r.pulse("risk_cmd", "store")
+
+    def store_global(self, g: GlobalLimits) -> None:
+        r = self.regs
+        r.write("glob_max_open", g.max_open)
+        r.write("glob_rate_period", g.rate_period)
+        r.write("glob_rate_burst", g.rate_burst)
+        r.write("glob_max_age", g.max_age)
+        r.pulse("risk_cmd", "glob_store")
+
+    def commit(self) -> None:
+        """Make the shadow limits live, all at once; refuse if the card refused a store."""
+        self._risk_wait()
+        self.regs.pulse("risk_cmd", "commit")
+        self._risk_wait()
+        if self.regs.field("risk_status", "store_error"):
+            self.regs.pulse("risk_cmd", "clear_error")
+            raise CardError("the risk gate refused a store or commit (it was busy)")
+
+    def apply_limits(self, config: LimitsConfig) -> None:
+        """Store every slot's limits and the global set of ``config``, then commit. Slots
+        ``config`` does not name are disabled: the limit tables are block RAM, which a core
+        reset does not clear, so a slot left alone would keep whatever a previous run set."""
+        for slot in range(self.identity.book.slots):
+            self.store_limits(slot, config.symbols.get(slot, SymbolLimits(enable=False)))
+        self.store_global(config.global_limits)
+        self.commit()
+        for slot, pos in config.positions.items():
+            self.set_position(slot, pos)
+
+    def kill(self, on: bool = True) -> None:
+        self.regs.write("kill", int(on))
+
+    def kill_symbol(self, slot: int, on: bool = True) -> None:
+        self._slot_arg(slot)
+        name = "kill_slots_lo" if slot < 32 else "kill_slots_hi"
+        bit = 1 << (slot % 32)
+        cur = self.regs.read(name)
+        self.regs.write(name, (cur | bit) if on else (cur & ~bit))
+
+    def set_position(self, slot: int, shares: int) -> None:
+        """The start-of-day position of ``slot`` (signed shares)."""
+        if not -(1 << 47) <= shares < 1 << 47:
+            raise CardError(f"position {shares} does not fit 48 bits")
+        r = self.regs
+        r.write("lim_slot", self._slot_arg(slot))
+        v = shares & ((1 << 64) - 1)
+        r.write("pos_value_lo", v & 0xFFFF_FFFF)
+        r.write("pos_value_hi", v >> 32)
+        r.pulse("risk_cmd", "pos_write")
+
+    def clear_gap(self) -> None:
+        """The host has dealt with a feed gap; new orders may pass the STALE_DATA check."""
+        self.regs.pulse("risk_cmd", "md_clear")
+
+    def risk_state(self, slot: int) -> dict:
+        r = self.regs
+        r.write("lim_slot", self._slot_arg(slot))
+        pos = r.read("view_position")
+        return {"position": pos - (1 << 64) if pos >> 63 else pos,
+                "open_buy": r.read("view_open_buy"), "open_sell": r.read("view_open_sell"),
+                "open_orders": r.read("risk_open_orders"), "bucket": r.read("risk_bucket"),
+                "gap_pending": bool(r.field("risk_status", "gap_pending"))}
+
+    # -- triggers and order entry (docs/orderentry.md) -----------------------------------
+    def arm_trigger(self, slot: int, trig: TriggerConfig) -> None:
+        r = self.regs
+        r.write("trig_slot", self._slot_arg(slot))
+        r.write("trig_side", int(trig.side))
+        r.write("trig_price", trig.price)
+        r.write("trig_shares", trig.shares)
+        r.write("trig_tif", trig.tif)
+        r.pulse("trig_cmd", "arm")
+
+    def disarm_trigger(self, slot: int) -> None:
+        self.regs.write("trig_slot", self._slot_arg(slot))
+        self.regs.pulse("trig_cmd", "disarm")
+
+    def armed(self) -> int:
+        return self.regs.read("trig_armed")
+
+    def set_firm(self, firm: str) -> None:
+        raw = firm.encode("ascii")
+        if not 1 <= len(raw) <= 4:
+            raise CardError(f"firm {firm!r}: 1 to 4 ASCII characters")
+        self.regs.write("oe_firm", int.from_bytes(raw.ljust(4, b" "), "big"))
 
     # -- state ----------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

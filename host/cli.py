@@ -134,17 +134,34 @@ def _parse_feeds(values: tuple[str, ...]) -> list[FeedAddress]:
 @click.option("--trades-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every trade of the --symbols to a CSV file: "
                    "seq,symbol,type,price,shares,volume,notional.")
+@click.option("--limits", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Risk limits (YAML, host/config.py) for the --symbols, committed before "
+                   "the replay.")
+@click.option("--triggers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Triggers to arm (YAML, host/config.py): the exchange simulator closes "
+                   "the loop.")
+@click.option("--orders-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every order the risk gate judged to a CSV file: cycle,source,token,"
+                   "symbol,kind,side,shares,price,tif,verdict,reason.")
+@click.option("--tx-pcap", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the order-entry session (card egress and exchange replies) as a "
+                   "pcap of Ethernet/IPv4/TCP frames.")
+@click.option("--firm", default="WSPD", show_default=True, help="OUCH firm (1-4 characters).")
 @click.option("--trace", type=click.Path(dir_okay=False), help="Dump an FST waveform here.")
 def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None,
            session: str, as_json: bool, events_out: Path | None, tap: bool,
            symbols: str | None, bbo_out: Path | None, trades_out: Path | None,
-           trace: str | None) -> None:
+           limits: Path | None, triggers: Path | None, orders_out: Path | None,
+           tx_pcap: Path | None, firm: str, trace: str | None) -> None:
     """Replay PATH (pcap/pcapng of Ethernet frames, or a NASDAQ day file) through the card."""
     from host import replay as rp
     feed_list = _parse_feeds(feeds) or [rp.DEFAULT_FEED]
-    for opt, given in (("--bbo-out", bbo_out), ("--trades-out", trades_out)):
+    for opt, given in (("--bbo-out", bbo_out), ("--trades-out", trades_out),
+                       ("--limits", limits), ("--triggers", triggers),
+                       ("--orders-out", orders_out), ("--tx-pcap", tx_pcap)):
         if given is not None and symbols is None:
             raise click.UsageError(f"{opt} needs --symbols (the symbols whose books to build)")
+    trading = any(x is not None for x in (limits, triggers, orders_out, tx_pcap))
     symbol_list: list[str] = []
     if symbols is not None:
         # Format first (no card needed), then the count against the card's slots.
@@ -163,6 +180,21 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
             card.subscribe_all(symbol_list)
         except (ValueError, CardError) as e:
             raise click.BadParameter(str(e), param_hint="--symbols") from None
+    if trading:
+        from host.config import ConfigError, load_limits, load_triggers
+        try:
+            card.set_firm(firm)
+            if limits is not None:
+                card.apply_limits(load_limits(limits, symbol_list))
+            for slot, trig in (load_triggers(triggers, symbol_list) if triggers else {}).items():
+                card.arm_trigger(slot, trig)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+        except CardError as e:
+            raise click.ClickException(f"configuring the card: {e}") from None
+        if triggers is not None and limits is None:
+            click.echo("warning: --triggers without --limits: every symbol is disabled in "
+                       "the risk gate, so every order will be rejected (DISABLED)", err=True)
     card.set_feeds(feed_list)
     kinds = [k for k in EventKind if k is not EventKind.MESSAGE or tap]
     card.set_events(kinds)
@@ -197,20 +229,32 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
         raw_out = open_out(events_out, binary=True)
         sink = rp.BookSink(symbol_list, bbo_out=open_out(bbo_out),
                            trades_out=open_out(trades_out))
+        loop = None
+        if trading:
+            from host.orders import OrderLoop
+            loop = OrderLoop(card, sim, symbol_list, orders_out=open_out(orders_out),
+                             tx_pcap=tx_pcap)
 
         def on_records(records) -> None:
             if raw_out is not None:
                 raw_out.write(records.tobytes())
             sink(records)
+            if loop is not None:
+                loop(records)
         try:
             result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
-                               on_records=on_records)
+                               on_records=on_records,
+                               after_chunk=loop.exchange_round if loop else None)
         except ValueError as e:
             raise click.ClickException(f"bad input: {e}") from None
         finally:
             if bar is not None:
                 bar.stop()
     result.books = sink.books(card)
+    if loop is not None:
+        result.orders = loop.finish()
+        result.orders["positions"] = {
+            sym: card.risk_state(i)["position"] for i, sym in enumerate(symbol_list)}
     for line in sink.warnings(result.books):
         click.echo(f"warning: {line}", err=True)
     if as_json:

@@ -71,6 +71,8 @@ class ReplayResult:
     records: np.ndarray = field(repr=False, default=None)
     #: Final state of each subscribed symbol (:meth:`BookSink.books`); empty without any.
     books: dict[str, dict] = field(default_factory=dict)
+    #: The order side (:meth:`host.orders.OrderLoop.finish`); empty without limits/triggers.
+    orders: dict = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
@@ -83,6 +85,7 @@ class ReplayResult:
             "messages_per_second": round(self.messages / self.wall_seconds)
             if self.wall_seconds > 0 else None,
             "books": self.books,
+            **({"orders": self.orders} if self.orders else {}),
         }
 
 
@@ -126,7 +129,8 @@ class Scheduler:
 def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame] | None = None,
            *, chunk: int = CHUNK_FRAMES, keep_records: bool = False,
            progress: Callable[[int], None] | None = None,
-           on_records: Callable[[np.ndarray], None] | None = None) -> ReplayResult:
+           on_records: Callable[[np.ndarray], None] | None = None,
+           after_chunk: Callable[[], bool] | None = None) -> ReplayResult:
     """Drive the frames through ``sim`` (a :class:`host.backends.sim.SimCard`) behind ``card``.
 
     The card must already be configured (feeds, events, subscriptions). Counters are read at
@@ -135,7 +139,11 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
     ``on_records`` sees every batch of event records as it is drained (once per chunk of
     frames, in card order): outputs such as the BBO CSV are written as the replay goes, so a
     day's records (a few hundred thousand BBO events for 1M messages) are never all held
-    just to be written out. Prefer it to ``keep_records`` for anything day-sized."""
+    just to be written out. Prefer it to ``keep_records`` for anything day-sized.
+
+    ``after_chunk`` runs after each chunk is simulated and drained (the order loop carries
+    TX bytes to the exchange and its replies back there); once the feed is exhausted it is
+    called, with the harness run in between, until it returns False (nothing in flight)."""
     tagged_a = ((f, 0) for f in frames_a)
     streams = [tagged_a]
     if frames_b is not None:
@@ -171,11 +179,18 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
                 sent[line] += len(per_line[line])
         sim.run()
         drain()
+        if after_chunk is not None:
+            after_chunk()
         # Later chunks start where the schedule stands, relative to the drained harness.
         base = sim.cycle - sched.prev_start
         if progress:
             progress(len(batch))
     drain()
+    for _ in range(16):        # settle: replies in flight, the orders they cause
+        if after_chunk is None or not after_chunk():
+            break
+        sim.run()
+        drain()
     counters = card.counters()
     wall = time.perf_counter() - t0
     return ReplayResult(

@@ -25,12 +25,21 @@ from hw.book.params import DEFAULT_PARAMS, BookParams
 from hw.csr import AXI4LiteSignature, CSRBank, identity_values
 from hw.eventq import EventCollector
 from hw.events import RECORD, EventKind, source_signature
+from hw.h2c import MAGIC as H2C_MAGIC
+from hw.h2c import RECORD_BYTES as H2C_BYTES
+from hw.h2c import field as h2c_field
 from hw.ingress.layouts import SESSION_BITS
 from hw.ingress.parser import LineParser
 from hw.ingress.reasons import COUNTED, MAX_MESSAGE
 from hw.ingress.sequencer import Sequencer
 from hw.itch.decoder import ItchDecoder
+from hw.oe.encoder import OrderEncoder
+from hw.oe.returnpath import COUNTERS as OE_COUNTERS
+from hw.oe.returnpath import ReturnPath
 from hw.regmap import N_FILTERS, REGMAP
+from hw.risk.gate import RiskGate
+from hw.risk.params import OrderKind, Reason, RiskParams, Source
+from hw.strategy.trigger import TriggerEngine
 from proto import itch
 
 
@@ -42,6 +51,14 @@ def _flat_members() -> dict:
                     p + "tlast": In(1), p + "tuser": In(1)}
     members |= {"m_axis_c2h_tdata": Out(RECORD.size), "m_axis_c2h_tvalid": Out(1),
                 "m_axis_c2h_tready": In(1), "m_axis_c2h_tlast": Out(1)}
+    # Order entry: SoupBinTCP/OUCH bytes to the TCP engine, its received bytes back, and
+    # host orders from the DMA engine (docs/orderentry.md).
+    members |= {"m_axis_tx_tdata": Out(64), "m_axis_tx_tkeep": Out(8), "m_axis_tx_tlast": Out(1),
+                "m_axis_tx_tvalid": Out(1), "m_axis_tx_tready": In(1)}
+    members |= {"s_axis_oe_rx_tdata": In(64), "s_axis_oe_rx_tkeep": In(8),
+                "s_axis_oe_rx_tlast": In(1), "s_axis_oe_rx_tvalid": In(1)}
+    members |= {"s_axis_h2c_tdata": In(8 * H2C_BYTES), "s_axis_h2c_tvalid": In(1),
+                "s_axis_h2c_tlast": In(1), "s_axis_h2c_tready": Out(1)}
     # AXI4-Lite slave: the bank's signature already has slave directions.
     for name, member in AXI4LiteSignature().members.items():
         members["s_axil_" + name] = member
@@ -201,6 +218,130 @@ class Core(wiring.Component):
         for name in BOOK_COUNTERS:
             count(name, getattr(book, f"inc_{name}"))
 
+        # -- triggers, host orders, the risk gate, order entry (docs/orderentry.md) ---------
+        rp = RiskParams(slots=self.book.slots, tick=self.book.tick)
+        m.submodules.trig = trig = TriggerEngine(rp)
+        m.submodules.risk = gate = RiskGate(rp)
+        m.submodules.enc = enc = OrderEncoder(rp)
+        m.submodules.oe_rx = ret = ReturnPath(rp)
+        bbo = book.ev_bbo
+        for dst in (trig.bbo, gate.md):
+            m.d.comb += [dst.valid.eq(bbo.valid), dst.payload.slot.eq(bbo.payload.aux),
+                         dst.payload.bid_px.eq(bbo.payload.body.bbo.bid_px),
+                         dst.payload.ask_px.eq(bbo.payload.body.bbo.ask_px),
+                         dst.payload.stale.eq(bbo.payload.body.bbo.flags[0])]
+        m.d.comb += [
+            trig.cfg_slot.eq(csr.trig_slot), trig.cfg.side.eq(csr.trig_side[0]),
+            trig.cfg.price.eq(csr.trig_price), trig.cfg.shares.eq(csr.trig_shares),
+            trig.cfg.tif.eq(csr.trig_tif),
+            trig.arm.eq(csr.trig_cmd[0]), trig.disarm.eq(csr.trig_cmd[1]),
+            csr.ro_trig_armed.eq(trig.armed),
+        ]
+        count("trig_fired", trig.inc_fired)
+
+        # Host orders: one 64-byte record a beat; a trigger's order goes first (tready low).
+        h2c = self.s_axis_h2c_tdata
+        h_take = Signal()
+        h_ok = Signal()
+        m.d.comb += [
+            self.s_axis_h2c_tready.eq(~trig.orders.valid),
+            h_take.eq(self.s_axis_h2c_tvalid & ~trig.orders.valid),
+            h_ok.eq((h2c_field(h2c, "magic") == H2C_MAGIC) & (h2c_field(h2c, "slot") < rp.slots)
+                    & (h2c_field(h2c, "kind") <= OrderKind.CANCEL)
+                    & (h2c_field(h2c, "side") <= 1)),
+        ]
+        count("h2c_orders", h_take & h_ok)
+        count("h2c_bad", h_take & ~h_ok)
+        go = gate.orders.payload
+        with m.If(trig.orders.valid):
+            m.d.comb += [gate.orders.valid.eq(1), go.eq(trig.orders.payload)]
+        with m.Else():
+            m.d.comb += [
+                gate.orders.valid.eq(h_take & h_ok),
+                go.kind.eq(h2c_field(h2c, "kind")), go.source.eq(Source.HOST),
+                go.token.eq(h2c_field(h2c, "token")), go.slot.eq(h2c_field(h2c, "slot")),
+                go.side.eq(h2c_field(h2c, "side")), go.shares.eq(h2c_field(h2c, "shares")),
+                go.price.eq(h2c_field(h2c, "price")), go.tif.eq(h2c_field(h2c, "tif")),
+            ]
+
+        lim = gate.lim_row
+        m.d.comb += [
+            gate.kill.eq(csr.kill[0]),
+            gate.kill_slots.eq(Cat(csr.kill_slots_lo, csr.kill_slots_hi)[:rp.slots]),
+            gate.lim_slot.eq(csr.lim_slot), gate.view_slot.eq(csr.lim_slot),
+            gate.pos_slot.eq(csr.lim_slot),
+            lim.enable.eq(csr.lim_ctrl[0]), lim.collar_mode.eq(csr.lim_ctrl[1:3]),
+            lim.collar.eq(csr.lim_ctrl[16:32]), lim.max_shares.eq(csr.lim_max_shares),
+            lim.max_notional.eq(Cat(csr.lim_max_notional_lo, csr.lim_max_notional_hi)),
+            lim.ref_px.eq(csr.lim_ref_px), lim.max_long.eq(csr.lim_max_long),
+            lim.max_short.eq(csr.lim_max_short),
+            gate.glob_row.max_open.eq(csr.glob_max_open),
+            gate.glob_row.rate_period.eq(csr.glob_rate_period),
+            gate.glob_row.rate_burst.eq(csr.glob_rate_burst),
+            gate.glob_row.max_age.eq(csr.glob_max_age),
+            gate.lim_store.eq(csr.risk_cmd[0]), gate.glob_store.eq(csr.risk_cmd[1]),
+            gate.commit.eq(csr.risk_cmd[2]), gate.clear_error.eq(csr.risk_cmd[3]),
+            gate.pos_write.eq(csr.risk_cmd[4]), gate.md_clear.eq(csr.risk_cmd[5]),
+            gate.pos_value.eq(Cat(csr.pos_value_lo, csr.pos_value_hi)),
+            gate.gap.eq(seq.ev_gap.valid & (seq.ev_gap.payload.kind == EventKind.GAP)),
+            csr.ro_risk_status.eq(Cat(gate.busy, gate.store_error, gate.bank,
+                                      gate.gap_pending)),
+            csr.ro_risk_open_orders.eq(gate.open_orders), csr.ro_risk_bucket.eq(gate.bucket),
+            csr.ro_view_position.eq(gate.view_position),
+            csr.ro_view_open_buy.eq(gate.view_open_buy),
+            csr.ro_view_open_sell.eq(gate.view_open_sell),
+        ]
+        v = gate.verdicts
+        count("risk_verdicts", v.valid)
+        for r in Reason:
+            count(f"risk_{r.name.lower()}", v.valid & (v.payload.reason == r))
+
+        wiring.connect(m, gate.verdicts, enc.verdicts)
+        m.d.comb += [
+            ret.verdicts.valid.eq(v.valid), ret.verdicts.payload.eq(v.payload),
+            enc.name_slot.eq(csr.sub_slot), enc.name_value.eq(Cat(csr.sub_name_lo,
+                                                                  csr.sub_name_hi)),
+            enc.name_write.eq(csr.book_cmd[0]), enc.firm.eq(csr.oe_firm),
+            csr.ro_oe_status.eq(enc.space),
+            self.m_axis_tx_tdata.eq(enc.tx.payload.data),
+            self.m_axis_tx_tkeep.eq(enc.tx.payload.keep),
+            self.m_axis_tx_tlast.eq(enc.tx.payload.last),
+            self.m_axis_tx_tvalid.eq(enc.tx.valid), enc.tx.ready.eq(self.m_axis_tx_tready),
+        ]
+        count("tx_orders", enc.inc_orders)
+        count("tx_cancels", enc.inc_cancels)
+        count("tx_overflow", enc.inc_overflow)
+
+        m.d.comb += [
+            ret.rx.tdata.eq(self.s_axis_oe_rx_tdata), ret.rx.tkeep.eq(self.s_axis_oe_rx_tkeep),
+            ret.rx.tvalid.eq(self.s_axis_oe_rx_tvalid), ret.rx.tlast.eq(self.s_axis_oe_rx_tlast),
+            ret.restart.eq(csr.oe_cmd[0]),
+        ]
+        wiring.connect(m, ret.reports, gate.reports)
+        for name in OE_COUNTERS:
+            count(f"oe_{name}", getattr(ret, f"inc_{name}"))
+
+        verdict_ev = source_signature().create(path=("verdict",))
+        vb = verdict_ev.payload.body.verdict
+        vo = v.payload.order
+        m.d.comb += [
+            verdict_ev.valid.eq(v.valid), verdict_ev.payload.kind.eq(EventKind.VERDICT),
+            verdict_ev.payload.line.eq(0xFF), verdict_ev.payload.aux.eq(v.payload.reason),
+            vb.token.eq(vo.token), vb.shares.eq(vo.shares), vb.price.eq(vo.price),
+            vb.tif.eq(vo.tif), vb.slot.eq(vo.slot), vb.side.eq(vo.side),
+            vb.source.eq(vo.source), vb.order_kind.eq(vo.kind),
+        ]
+        oe_alert = source_signature().create(path=("oe_alert",))
+        al = ret.alert.payload
+        m.d.comb += [
+            oe_alert.valid.eq(ret.alert.valid), oe_alert.payload.kind.eq(EventKind.OE_ALERT),
+            oe_alert.payload.line.eq(0xFF), oe_alert.payload.aux.eq(al.slot),
+            oe_alert.payload.body.oe_alert.token.eq(al.token),
+            oe_alert.payload.body.oe_alert.source.eq(al.source),
+            oe_alert.payload.body.oe_alert.side.eq(al.side),
+            oe_alert.payload.body.oe_alert.shares.eq(al.shares),
+        ]
+
         # -- events ---------------------------------------------------------------------------
         drop_srcs = []
         for x, r in enumerate((ra, rb)):
@@ -222,7 +363,8 @@ class Core(wiring.Component):
             tap.payload.body.message.data.eq(msg.payload.data),
         ]
         sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap,
-                   book.ev_bbo, book.ev_trade, book.ev_alert, book.ev_global]
+                   book.ev_bbo, book.ev_trade, book.ev_alert, book.ev_global, verdict_ev,
+                   oe_alert]
         m.submodules.events = ev = EventCollector(len(sources), depth=self.c2h_depth)
         for i, s in enumerate(sources):
             m.d.comb += [getattr(ev, f"src{i}").valid.eq(s.valid),

@@ -53,6 +53,12 @@ class EventKind(enum.IntEnum):
     #: A book limit was hit or the feed lost messages: the slot (or every slot, ``slot`` =
     #: 0xFF) is stale. ``aux`` is the :class:`~hw.book.params.AlertReason`.
     BOOK_ALERT = 9
+    #: The risk gate's verdict on an order (docs/risk.md): one per order presented, accepted
+    #: or rejected. ``aux`` is the :class:`~hw.risk.params.Reason` (0 accepted).
+    VERDICT = 10
+    #: An accepted order the order-entry return path could not track (its table entry was
+    #: taken): its exposure stays counted in the gate. ``aux`` = slot.
+    OE_ALERT = 11
 
 
 # Field specs: (name, numpy type code) — "u8".."u64", or "S<n>" for n raw bytes.
@@ -87,6 +93,11 @@ BODY_FIELDS: dict[EventKind, tuple[tuple[str, str], ...]] = {
         ("itch_seq", "u8"), ("slot", "u1"), ("locate", "u2"), ("order_ref", "u8"),
         ("price", "u4"),
     ),
+    EventKind.VERDICT: (
+        ("token", "u8"), ("shares", "u4"), ("price", "u4"), ("tif", "u4"), ("slot", "u1"),
+        ("side", "u1"), ("source", "u1"), ("order_kind", "u1"),
+    ),
+    EventKind.OE_ALERT: (("token", "u8"), ("source", "u1"), ("side", "u1"), ("shares", "u4")),
 }
 
 #: ``flags`` bits of a BBO event.

@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 
 from hw.events import EventKind
 from hw.ingress.reasons import COUNTED
+from hw.oe.returnpath import COUNTER_WIDTHS as OE_COUNTER_WIDTHS
+from hw.oe.returnpath import COUNTERS as OE_COUNTERS
+from hw.risk.params import Reason
 from proto import itch
 
 #: Bump the major version on any incompatible change; the hash catches the rest.
-REGMAP_VERSION = (0, 1)
+REGMAP_VERSION = (0, 2)
 MAGIC = 0x57535044  # "WSPD"
 COUNTER_BITS = 48
 ADDR_WIDTH = 16
@@ -255,6 +258,73 @@ def _build() -> RegisterMap:
         Register("slot_notional_hi", Access.RO, "Traded notional bits 63:32."),
     ])
 
+    risk = Block("risk", 0x0500, "Pre-trade risk gate (docs/risk.md). Write the lim_* "
+                 "registers for symbol lim_slot, then risk_cmd.store; glob_* then "
+                 "risk_cmd.glob_store; risk_cmd.commit makes both live at once. The view_* "
+                 "registers show symbol lim_slot.", [
+        Register("risk_cmd", Access.PULSE, "Risk gate commands.", fields=(
+            BitField("store", 0, 1, "lim_* into the shadow table at lim_slot"),
+            BitField("glob_store", 1, 1, "glob_* into the shadow global set"),
+            BitField("commit", 2, 1, "swap the shadow and the live limits (atomic)"),
+            BitField("clear_error", 3, 1, "clear risk_status.store_error"),
+            BitField("pos_write", 4, 1, "set the position of lim_slot to pos_value"),
+            BitField("md_clear", 5, 1, "the host has dealt with a feed gap: clear it"))),
+        Register("kill", Access.RW, "Kill switches (take effect on the next cycle).", fields=(
+            BitField("all", 0, 1, "reject every new order"),)),
+        Register("kill_slots_lo", Access.RW, "Per-symbol kill switches, slots 0-31."),
+        Register("kill_slots_hi", Access.RW, "Per-symbol kill switches, slots 32-63."),
+        Register("lim_slot", Access.RW, "Symbol slot of lim_*, pos_write and view_*."),
+        Register("lim_ctrl", Access.RW, "Symbol limits: enable and collar.", fields=(
+            BitField("enable", 0, 1, "the symbol may trade"),
+            BitField("collar_mode", 1, 2, "0 off, 1 ticks, 2 basis points"),
+            BitField("collar", 16, 16, "collar width (ticks or basis points)"))),
+        Register("lim_max_shares", Access.RW, "Maximum shares per order."),
+        Register("lim_max_notional_lo", Access.RW, "Maximum shares x price, bits 31:0."),
+        Register("lim_max_notional_hi", Access.RW, "Maximum shares x price, bits 63:32."),
+        Register("lim_ref_px", Access.RW, "Reference price when the book has no mid (0: none)."),
+        Register("lim_max_long", Access.RW, "Long limit: position + open buys (shares)."),
+        Register("lim_max_short", Access.RW, "Short limit: open sells - position (shares)."),
+        Register("glob_max_open", Access.RW, "Open orders at most."),
+        Register("glob_rate_period", Access.RW, "Cycles per throttle token (0: no throttle)."),
+        Register("glob_rate_burst", Access.RW, "Throttle bucket capacity."),
+        Register("glob_max_age", Access.RW, "BBO age limit in cycles (0: none)."),
+        Register("pos_value_lo", Access.RW, "Start-of-day position (signed 48 bits), 31:0."),
+        Register("pos_value_hi", Access.RW, "Start-of-day position, bits 47:32 (sign)."),
+        Register("risk_status", Access.RO, "Risk gate state.", fields=(
+            BitField("busy", 0, 1, "copying after a commit: stores and commits refused"),
+            BitField("store_error", 1, 1, "a store or commit was refused (sticky)"),
+            BitField("bank", 2, 1, "the live bank"),
+            BitField("gap_pending", 3, 1, "a feed gap rejects orders until md_clear"))),
+        Register("risk_open_orders", Access.RO, "Orders open (accepted, not yet done)."),
+        Register("risk_bucket", Access.RO, "Throttle tokens available."),
+        Register("view_position_lo", Access.RO, "Position of lim_slot (signed), 31:0."),
+        Register("view_position_hi", Access.RO, "Position of lim_slot, bits 63:32."),
+        Register("view_open_buy_lo", Access.RO, "Open buy shares of lim_slot, 31:0."),
+        Register("view_open_buy_hi", Access.RO, "Open buy shares of lim_slot, 63:32."),
+        Register("view_open_sell_lo", Access.RO, "Open sell shares of lim_slot, 31:0."),
+        Register("view_open_sell_hi", Access.RO, "Open sell shares of lim_slot, 63:32."),
+    ])
+    trig = Block("triggers", 0x0600, "On-card triggers (docs/orderentry.md): set trig_*, "
+                 "then trig_cmd.arm.", [
+        Register("trig_cmd", Access.PULSE, "Trigger commands for trig_slot.", fields=(
+            BitField("arm", 0, 1, "arm with trig_side/price/shares/tif"),
+            BitField("disarm", 1, 1, "disarm"))),
+        Register("trig_slot", Access.RW, "Symbol slot of the trigger."),
+        Register("trig_side", Access.RW, "0: buy when ask <= price; 1: sell when bid >= price."),
+        Register("trig_price", Access.RW, "Threshold and limit price (ITCH units)."),
+        Register("trig_shares", Access.RW, "Order size."),
+        Register("trig_tif", Access.RW, "Time in force (seconds; 0 immediate or cancel)."),
+        Register("trig_armed_lo", Access.RO, "Armed bits, slots 0-31."),
+        Register("trig_armed_hi", Access.RO, "Armed bits, slots 32-63."),
+    ])
+    oe = Block("order_entry", 0x0700, "Order entry (docs/orderentry.md).", [
+        Register("oe_firm", Access.RW, "OUCH firm identifier, 4 characters (first in 31:24)."),
+        Register("oe_cmd", Access.PULSE, "Order-entry commands.", fields=(
+            BitField("restart", 0, 1, "a new TCP connection: the return stream restarts"),)),
+        Register("oe_status", Access.RO, "Order-entry state.", fields=(
+            BitField("space", 0, 8, "orders the TX queue can still take"),)),
+    ])
+
     counters = [
         Counter("frames", "Frames received on both lines"),
         Counter("frames_dropped", "Frames dropped or found bad, for any reason"),
@@ -297,13 +367,24 @@ def _build() -> RegisterMap:
         Counter("book_walks", "Best levels emptied (next level found by the bitmap walk)"),
         Counter("bbo_updates", "BBO changes (BBO events raised)"),
         Counter("trades", "Trades on subscribed slots (TRADE events raised)"),
+        Counter("risk_verdicts", "Orders presented to the risk gate (one verdict each)"),
+        *[Counter(f"risk_{r.name.lower()}", f"Risk verdicts {r.name}")
+          for r in Reason],
+        Counter("trig_fired", "Triggers fired (orders made on the card)"),
+        Counter("h2c_orders", "Host orders taken from the H2C stream"),
+        Counter("h2c_bad", "H2C records refused (bad magic, slot or kind)"),
+        Counter("tx_orders", "OUCH enter orders sent on TX"),
+        Counter("tx_cancels", "OUCH cancels sent on TX"),
+        Counter("tx_overflow", "Accepted orders the TX queue could not take"),
+        *[Counter(f"oe_{c}", f"Order-entry return path: {c.replace('_', ' ')}",
+                  wide=OE_COUNTER_WIDTHS[c] > 2) for c in OE_COUNTERS],
         # Up to one event per source per cycle: more than the default 2-bit increment.
         Counter("events", "Event records generated (sent or lost)", wide=True),
         Counter("events_lost", "Event records lost because the host ring was full", wide=True),
     ]
     cnt = Block("counters", 0x1000, "48-bit counters, cleared by ctrl.clear_counters.",
                 counters=counters)
-    return RegisterMap([ident, ctrl, filt, book, cnt])
+    return RegisterMap([ident, ctrl, filt, book, risk, trig, oe, cnt])
 
 
 REGMAP = _build()

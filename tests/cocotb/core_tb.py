@@ -364,6 +364,10 @@ def check(run: Run, records: Sequence[dict], counters: dict[str, int]) -> list[s
     # Behind the ingress path: nothing is subscribed in these benches, so the book counts
     # nothing; the decoder counts known types at a wrong length.
     model |= dict.fromkeys(BOOK_COUNTERS, 0)
+    # No orders in these benches: the risk gate, triggers, H2C, TX and the order-entry
+    # return path count nothing.
+    model |= {c: 0 for c in REGMAP.counters
+              if c.startswith(("risk_", "trig_", "h2c_", "tx_", "oe_"))}
     model["itch_bad_length"] = sum(
         1 for d in run.result.delivered
         if chr(d.data[0]) in itch.LENGTHS and len(d.data) != itch.LENGTHS[chr(d.data[0])])

@@ -1,0 +1,175 @@
+"""The order side of a replay: verdicts, the exchange simulator in the loop, the TX capture.
+
+A replay with limits and triggers closes the loop the way a day in production would: the
+card's triggers fire on the replayed book, the risk gate judges every order, accepted ones
+leave on TX as SoupBinTCP/OUCH bytes, the exchange simulator (:mod:`sim.exchange`) accepts
+and fills them against the book, and its execution reports go back into the card's
+order-entry receive port, where they move positions.
+
+The host plays the TCP engine: it logs in to the exchange before the replay, carries the
+card's TX bytes to the exchange and the exchange's bytes back. It does so between replay
+chunks, so an order's reports reach the card one chunk after the order (the gate counts the
+order as open until then, which is conservative). The exchange fills an immediate-or-cancel
+order against the card's own BBO at the cycle the order's first byte left — the book the
+card saw, which is the replayed feed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from hw.events import EventKind, body_dtype
+from hw.oe.tokens import format_token
+from hw.risk.params import OrderKind, Reason, Side, Source
+from proto import soupbintcp as soup
+from sim.exchange import ExchangeSimulator
+from sim.feed.pcap import Frame, write_frames
+from sim.feed.tcp import TcpConnection
+
+ORDERS_HEADER = ("cycle", "source", "token", "symbol", "kind", "side", "shares", "price",
+                 "tif", "verdict", "reason")
+USERNAME, PASSWORD = "WIRE", "SPEED"
+CLOCK_HZ = 156.25e6
+#: Cycles from the end of a chunk to the exchange's bytes reaching the card.
+RETURN_DELAY = 64
+
+_VERDICT = body_dtype(EventKind.VERDICT)
+_BBO = body_dtype(EventKind.BBO)
+
+
+class OrderLoop:
+    """Feed it every batch of event records (``__call__``) and call :meth:`exchange_round`
+    after each replay chunk."""
+
+    def __init__(self, card, sim, symbols: Sequence[str], *, orders_out: TextIO | None = None,
+                 tx_pcap: Path | None = None, keep_tx: bool = False,
+                 start_ns: int = (9 * 3600 + 30 * 60) * 10**9):
+        self.card, self.sim = card, sim
+        self.symbols = list(symbols)
+        self._csv = csv.writer(orders_out, lineterminator="\n") if orders_out else None
+        if self._csv:
+            self._csv.writerow(ORDERS_HEADER)
+        self.bbo = {s: (0, 0, 0, 0) for s in self.symbols}
+        self._bbo_events: list[tuple[int, int, tuple[int, int, int, int]]] = []
+        self.verdicts: dict[str, int] = {}
+        self.start_ns = start_ns
+        self.exchange = ExchangeSimulator(self._book, self.symbols, username=USERNAME,
+                                          password=PASSWORD)
+        self.conn = self.exchange.connect()
+        self.tcp = TcpConnection() if tx_pcap else None
+        self._frames: list[Frame] = []
+        self.tx_pcap = tx_pcap
+        self.tx_packets = 0
+        #: Every TX packet (first cycle, last cycle, bytes) when ``keep_tx`` (tests).
+        self.all_tx: list[tuple[int, int, bytes]] | None = [] if keep_tx else None
+        self.tx_first_cycles: dict[str, int] = {}     # token -> cycle of its first TX byte
+        self._now_ns = start_ns
+        # Log in (the host's job), and hand the exchange's answer to the card as well.
+        login = soup.login_request(USERNAME, PASSWORD)
+        reply = self.conn.on_bytes(login, start_ns)
+        if self.tcp:
+            self._capture(self.tcp.handshake(), start_ns)
+            self._capture(self.tcp.client_send(login), start_ns)
+            self._capture(self.tcp.server_send(reply), start_ns)
+        card.regs.pulse("oe_cmd", "restart")
+        sim.send_oe_rx([reply])
+
+    def _book(self, stock: str) -> tuple[int, int, int, int]:
+        return self.bbo.get(stock, (0, 0, 0, 0))
+
+    def _ns(self, cycle: int) -> int:
+        return self.start_ns + int(cycle * 1e9 / CLOCK_HZ)
+
+    def _capture(self, frames: list[bytes], ns: int) -> None:
+        self._frames += [Frame(ns, f) for f in frames]
+
+    # -- event records -----------------------------------------------------------------
+    def __call__(self, records: np.ndarray) -> None:
+        kinds = records["kind"]
+        v = records[kinds == EventKind.VERDICT]
+        if len(v):
+            body = np.ascontiguousarray(v["body"]).view(_VERDICT).reshape(-1)
+            for rec, b in zip(v, body, strict=True):
+                reason = Reason(int(rec["aux"]))
+                self.verdicts[reason.name] = self.verdicts.get(reason.name, 0) + 1
+                if self._csv:
+                    self._csv.writerow((
+                        int(rec["timestamp"]),
+                        "trigger" if b["source"] == Source.TRIGGER else "host",
+                        format_token(int(b["source"]), int(b["token"])),
+                        self.symbols[b["slot"]] if b["slot"] < len(self.symbols) else b["slot"],
+                        "cancel" if b["order_kind"] == OrderKind.CANCEL else "new",
+                        "sell" if b["side"] == Side.SELL else "buy",
+                        int(b["shares"]), int(b["price"]), int(b["tif"]),
+                        "accepted" if reason == Reason.ACCEPTED else "rejected",
+                        reason.name))
+        b = records[kinds == EventKind.BBO]
+        if len(b):
+            body = np.ascontiguousarray(b["body"]).view(_BBO).reshape(-1)
+            self._bbo_events += [(int(t), int(s), (int(x["bid_px"]), int(x["bid_sz"]),
+                                                   int(x["ask_px"]), int(x["ask_sz"])))
+                                 for t, s, x in zip(b["timestamp"], b["aux"], body,
+                                                    strict=True)
+                                 if s < len(self.symbols)]
+
+    # -- between chunks ------------------------------------------------------------------
+    def exchange_round(self) -> bool:
+        """Carry the card's TX packets to the exchange (in cycle order, each against the BBO
+        the card had raised by then) and the exchange's replies back to the card. True when
+        something was carried (so another round may be needed)."""
+        packets = self.sim.tx_packets()
+        if self.all_tx is not None:
+            self.all_tx += packets
+        bbos = sorted(self._bbo_events, key=lambda e: e[0])
+        self._bbo_events = []
+        bi = 0
+        replies = []
+        for first, _last, data in packets:
+            while bi < len(bbos) and bbos[bi][0] <= first:
+                self.bbo[self.symbols[bbos[bi][1]]] = bbos[bi][2]
+                bi += 1
+            ns = self._ns(first)
+            self._now_ns = ns
+            token = _token_of(data)
+            if token:
+                self.tx_first_cycles.setdefault(token, first)
+            reply = self.conn.on_bytes(data, ns)
+            self.tx_packets += 1
+            if self.tcp:
+                self._capture(self.tcp.client_send(data), ns)
+                if reply:
+                    self._capture(self.tcp.server_send(reply), ns)
+            if reply:
+                replies.append(reply)
+        for _, slot, bbo in bbos[bi:]:
+            self.bbo[self.symbols[slot]] = bbo
+        if replies:
+            self.sim.send_oe_rx([b"".join(replies)],
+                                not_before=np.array([self.sim.cycle + RETURN_DELAY],
+                                                    dtype=np.uint64))
+        return bool(packets or replies)
+
+    def finish(self) -> dict:
+        """Write the TX pcap; the exchange's view (fills, positions) as a dict."""
+        if self.tcp and self.tx_pcap:
+            self._capture(self.tcp.close(), self._now_ns)
+            write_frames(self.tx_pcap, self._frames)
+        fills = self.exchange.fills
+        return {
+            "verdicts": dict(sorted(self.verdicts.items())),
+            "tx_packets": self.tx_packets,
+            "exchange_fills": len(fills),
+            "exchange_positions": {k: v for k, v in sorted(self.exchange.positions.items())},
+        }
+
+
+def _token_of(packet: bytes) -> str | None:
+    """The order token of a SoupBinTCP ``U`` packet carrying an OUCH enter order or cancel."""
+    if len(packet) >= 18 and packet[2:3] == b"U" and packet[3:4] in (b"O", b"X"):
+        return packet[4:18].decode("ascii", "replace")
+    return None
