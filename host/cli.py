@@ -162,6 +162,7 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
         if given is not None and symbols is None:
             raise click.UsageError(f"{opt} needs --symbols (the symbols whose books to build)")
     trading = any(x is not None for x in (limits, triggers, orders_out, tx_pcap))
+    trigger_cfg: dict = {}
     symbol_list: list[str] = []
     if symbols is not None:
         # Format first (no card needed), then the count against the card's slots.
@@ -186,8 +187,7 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
             card.set_firm(firm)
             if limits is not None:
                 card.apply_limits(load_limits(limits, symbol_list))
-            for slot, trig in (load_triggers(triggers, symbol_list) if triggers else {}).items():
-                card.arm_trigger(slot, trig)
+            trigger_cfg = load_triggers(triggers, symbol_list) if triggers else {}
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
         except CardError as e:
@@ -233,7 +233,7 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
         if trading:
             from host.orders import OrderLoop
             loop = OrderLoop(card, sim, symbol_list, orders_out=open_out(orders_out),
-                             tx_pcap=tx_pcap)
+                             tx_pcap=tx_pcap, triggers=trigger_cfg)
 
         def on_records(records) -> None:
             if raw_out is not None:
@@ -244,7 +244,10 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
         try:
             result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
                                on_records=on_records,
-                               after_chunk=loop.exchange_round if loop else None)
+                               after_chunk=loop.exchange_round if loop else None,
+                               # The exchange's replies reach the card between chunks:
+                               # small chunks keep the round trip short.
+                               chunk=rp.TRADING_CHUNK_FRAMES if loop else rp.CHUNK_FRAMES)
         except ValueError as e:
             raise click.ClickException(f"bad input: {e}") from None
         finally:
@@ -263,9 +266,32 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
     _print_summary(result)
 
 
+def _print_orders(orders: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title="orders", show_header=True)
+    table.add_column("verdict")
+    table.add_column("orders", justify="right")
+    for name, n in orders["verdicts"].items():
+        table.add_row(name, f"{n:,}")
+    Console().print(table)
+    pos = Table(title="positions (card = exchange)", show_header=True)
+    for col in ("symbol", "card", "exchange"):
+        pos.add_column(col, justify="left" if col == "symbol" else "right")
+    for sym, p in orders["positions"].items():
+        pos.add_row(sym, f"{p:,}", f"{orders['exchange_positions'].get(sym, 0):,}")
+    Console().print(pos)
+    lat = orders.get("bbo_event_to_tx_cycles")
+    print(f"{orders['tx_packets']:,} packets on TX, {orders['exchange_fills']:,} fills at the "
+          "exchange" + (f"; trigger BBO event to first TX byte: {lat['min']}-{lat['max']} "
+                        f"cycles over {lat['orders']:,} orders" if lat else ""))
+
+
 def _print_summary(result) -> None:
     from rich.console import Console
     from rich.table import Table
+    if result.orders:
+        _print_orders(result.orders)
     c = result.counters
     table = Table(title="replay", show_header=True)
     table.add_column("counter")

@@ -28,6 +28,7 @@ triggers.yaml::
     triggers:
       - {symbol: AAPL, side: buy, price: 150.30, shares: 100}             # ask <= 150.30
       - {symbol: MSFT, side: sell, price: 420.00, shares: 50, tif: 99998}  # bid >= 420.00
+      - {symbol: ZVZZT, side: buy, price: 10.01, shares: 10, rearm: true}  # host re-arms
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class TriggerConfig:
     price: int        # ITCH units
     shares: int
     tif: int = 0
+    #: The host re-arms it after it fired (between replay chunks); the card's trigger itself
+    #: is always one-shot.
+    rearm: bool = False
 
 
 class _Reader:
@@ -227,7 +231,7 @@ def load_triggers(path: str | Path, symbols: list[str]) -> dict[int, TriggerConf
     out: dict[int, TriggerConfig] = {}
     for i, node in enumerate(seq.value):
         key = f"triggers[{i}]"
-        t = rd.mapping(node, key, {"symbol", "side", "price", "shares", "tif"})
+        t = rd.mapping(node, key, {"symbol", "side", "price", "shares", "tif", "rearm"})
         for need in ("symbol", "side", "price", "shares"):
             if need not in t:
                 raise rd.fail(node, f"{key}.{need}", "missing")
@@ -247,5 +251,6 @@ def load_triggers(path: str | Path, symbols: list[str]) -> dict[int, TriggerConf
         out[slots[sym]] = TriggerConfig(
             side=Side.BUY if side == "buy" else Side.SELL,
             price=rd.dollars(t["price"], f"{key}.price"), shares=shares,
-            tif=rd.uint(t["tif"], f"{key}.tif") if "tif" in t else 0)
+            tif=rd.uint(t["tif"], f"{key}.tif") if "tif" in t else 0,
+            rearm=rd.boolean(t["rearm"], f"{key}.rearm") if "rearm" in t else False)
     return out

@@ -26,10 +26,12 @@ import numpy as np
 from hw.events import EventKind, body_dtype
 from hw.oe.tokens import format_token
 from hw.risk.params import OrderKind, Reason, Side, Source
+from hw.strategy.trigger import LATENCY as TRIGGER_LATENCY
 from proto import soupbintcp as soup
 from sim.exchange import ExchangeSimulator
 from sim.feed.pcap import Frame, write_frames
 from sim.feed.tcp import TcpConnection
+from sim.model.risk import LATENCY as GATE_LATENCY
 
 ORDERS_HEADER = ("cycle", "source", "token", "symbol", "kind", "side", "shares", "price",
                  "tif", "verdict", "reason")
@@ -47,6 +49,7 @@ class OrderLoop:
     after each replay chunk."""
 
     def __init__(self, card, sim, symbols: Sequence[str], *, orders_out: TextIO | None = None,
+                 triggers: dict | None = None,
                  tx_pcap: Path | None = None, keep_tx: bool = False,
                  start_ns: int = (9 * 3600 + 30 * 60) * 10**9):
         self.card, self.sim = card, sim
@@ -65,9 +68,15 @@ class OrderLoop:
         self._frames: list[Frame] = []
         self.tx_pcap = tx_pcap
         self.tx_packets = 0
+        #: Triggers to re-arm after they fired (slot -> TriggerConfig with ``rearm``).
+        self.rearm = {s: t for s, t in (triggers or {}).items() if t.rearm}
+        for slot, trig in (triggers or {}).items():
+            card.arm_trigger(slot, trig)
         #: Every TX packet (first cycle, last cycle, bytes) when ``keep_tx`` (tests).
         self.all_tx: list[tuple[int, int, bytes]] | None = [] if keep_tx else None
         self.tx_first_cycles: dict[str, int] = {}     # token -> cycle of its first TX byte
+        #: token -> cycle of the BBO event that fired the trigger (accepted trigger orders)
+        self.fired_by: dict[str, int] = {}
         self._now_ns = start_ns
         # Log in (the host's job), and hand the exchange's answer to the card as well.
         login = soup.login_request(USERNAME, PASSWORD)
@@ -97,6 +106,11 @@ class OrderLoop:
             for rec, b in zip(v, body, strict=True):
                 reason = Reason(int(rec["aux"]))
                 self.verdicts[reason.name] = self.verdicts.get(reason.name, 0) + 1
+                if reason == Reason.ACCEPTED and b["source"] == Source.TRIGGER:
+                    # The verdict event is raised when the gate's verdict leaves it: the
+                    # BBO event that fired the trigger was raised that many cycles before.
+                    self.fired_by[format_token(Source.TRIGGER, int(b["token"]))] = \
+                        int(rec["timestamp"]) - TRIGGER_LATENCY - GATE_LATENCY
                 if self._csv:
                     self._csv.writerow((
                         int(rec["timestamp"]),
@@ -152,6 +166,11 @@ class OrderLoop:
             self.sim.send_oe_rx([b"".join(replies)],
                                 not_before=np.array([self.sim.cycle + RETURN_DELAY],
                                                     dtype=np.uint64))
+        if self.rearm:
+            armed = self.card.armed()
+            for slot, trig in self.rearm.items():
+                if not armed >> slot & 1:
+                    self.card.arm_trigger(slot, trig)
         return bool(packets or replies)
 
     def finish(self) -> dict:
@@ -160,7 +179,11 @@ class OrderLoop:
             self._capture(self.tcp.close(), self._now_ns)
             write_frames(self.tx_pcap, self._frames)
         fills = self.exchange.fills
+        lat = [self.tx_first_cycles[t] - c for t, c in self.fired_by.items()
+               if t in self.tx_first_cycles]
         return {
+            "bbo_event_to_tx_cycles": {"min": min(lat), "max": max(lat), "orders": len(lat)}
+            if lat else None,
             "verdicts": dict(sorted(self.verdicts.items())),
             "tx_packets": self.tx_packets,
             "exchange_fills": len(fills),

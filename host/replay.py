@@ -36,6 +36,8 @@ from sim.feed.pcap import Frame, dayfile_to_frames, read_frames
 DEFAULT_FEED = FeedAddress("233.54.12.1", 26477)
 DEFAULT_SESSION = "WIRESPEED1"
 CHUNK_FRAMES = 4096
+#: Chunks of a replay with the exchange in the loop (its replies arrive between chunks).
+TRADING_CHUNK_FRAMES = 32
 
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                 b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"}

@@ -6,11 +6,14 @@ cocotbext-axi BFMs attach to it directly:
 
 * ``s_axis_rx_a`` / ``s_axis_rx_b``: the two redundant market-data lines, 64-bit, no tready;
 * ``m_axis_c2h``: event records (64 bytes, one per beat) to the DMA engine;
-* ``s_axil``: the CSRs of :data:`hw.regmap.REGMAP`.
+* ``s_axil``: the CSRs of :data:`hw.regmap.REGMAP`;
+* ``m_axis_tx``: SoupBinTCP/OUCH order bytes to the TCP engine, 64-bit, with tready;
+* ``s_axis_oe_rx``: the exchange's bytes back from the TCP engine, 64-bit, no tready;
+* ``s_axis_h2c``: host orders (64-byte records, :mod:`hw.h2c`) from the DMA engine.
 
 Inside: two line parsers and the sequencer (docs/ingress.md), the ITCH decoder and the book
-engine (docs/book.md), the CSR bank and the event collector. Net TX, order-entry RX and H2C
-join in later stages of the design (see docs/ARCHITECTURE.md).
+engine (docs/book.md), triggers, the risk gate, the order encoder and the return path
+(docs/orderentry.md, docs/risk.md), the CSR bank and the event collector.
 """
 
 from __future__ import annotations

@@ -318,7 +318,9 @@ def _build() -> RegisterMap:
         Register("trig_armed_hi", Access.RO, "Armed bits, slots 32-63."),
     ])
     oe = Block("order_entry", 0x0700, "Order entry (docs/orderentry.md).", [
-        Register("oe_firm", Access.RW, "OUCH firm identifier, 4 characters (first in 31:24)."),
+        Register("oe_firm", Access.RW, "OUCH firm identifier, 4 characters (first in 31:24); "
+                 "spaces after reset, so no order ever carries a non-printable firm.",
+                 reset=0x2020_2020),
         Register("oe_cmd", Access.PULSE, "Order-entry commands.", fields=(
             BitField("restart", 0, 1, "a new TCP connection: the return stream restarts"),)),
         Register("oe_status", Access.RO, "Order-entry state.", fields=(

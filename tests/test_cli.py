@@ -316,3 +316,84 @@ def test_replay_book_options_are_checked(tmp_path, args, says):
     assert r.exit_code == 2, r.output
     assert says in " ".join(r.output.split()), r.output
     assert "Traceback" not in r.output and not out.exists()
+
+
+# -- orders: --limits, --triggers, --orders-out, --tx-pcap -----------------------------------
+
+ORDERS_HEADER = ["cycle", "source", "token", "symbol", "kind", "side", "shares", "price", "tif",
+                 "verdict", "reason"]
+
+
+def test_replay_with_limits_and_triggers(tmp_path):
+    from nasdaq_protocols import soup as nq
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import rdpcap
+
+    from proto import itch, ouch
+    msgs = synth.generate_day(20_000, seed=3)
+    day = tmp_path / "d.itch"
+    dayfile.write_dayfile(day, msgs)
+    first = {}
+    for m in msgs:
+        if m[:1] == b"A":
+            a = itch.MESSAGES["A"].unpack(m)
+            first.setdefault(a["stock"], a["price"])
+    syms = list(synth.DEFAULT_SYMBOLS)[:3]
+    (tmp_path / "limits.yaml").write_text(
+        "global: {max_open: 2}\n"
+        "defaults: {max_shares: 250, max_notional: 1000000, max_long: 1000, max_short: 1000}\n")
+    (tmp_path / "triggers.yaml").write_text("triggers:\n" + "".join(
+        f"  - {{symbol: {s}, side: buy, price: {first[s] * 1.01 / 10_000:.2f}, "
+        f"shares: {100 * (i + 1)}, rearm: true}}\n" for i, s in enumerate(syms)))
+    orders, pcap = tmp_path / "orders.csv", tmp_path / "tx.pcap"
+    r = run("replay", str(day), "--symbols", ",".join(syms),
+            "--limits", str(tmp_path / "limits.yaml"),
+            "--triggers", str(tmp_path / "triggers.yaml"),
+            "--orders-out", str(orders), "--tx-pcap", str(pcap), "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    c, o = out["counters"], out["orders"]
+    rows = list(csv.reader(orders.open()))
+    assert rows[0] == ORDERS_HEADER and len(rows) - 1 == c["risk_verdicts"] > 0
+    reasons = {row[10] for row in rows[1:]}
+    assert "ACCEPTED" in reasons and "MAX_SIZE" in reasons, reasons   # 300 > 250 shares
+    assert all(row[1] == "trigger" for row in rows[1:])
+    accepted = [row for row in rows[1:] if row[9] == "accepted"]
+    assert len(accepted) == c["tx_orders"] == o["tx_packets"]
+    assert o["positions"] == {s: o["exchange_positions"].get(s, 0) for s in syms}
+    assert o["exchange_fills"] > 0 and any(o["positions"].values())
+
+    # The pcap: TCP with valid checksums, whose client stream is SoupBinTCP that Nasdaq's
+    # implementation reads: the login, then exactly the accepted orders, in order.
+    pkts = rdpcap(str(pcap))
+    client = b""
+    for p in pkts:
+        e = Ether(bytes(p))
+        t = e[TCP]
+        raw = bytes(t.payload)
+        chk = t.chksum
+        del t.chksum
+        assert Ether(bytes(e))[TCP].chksum == chk
+        if t.sport == 40000:
+            client += raw
+    at, seen = 0, []
+    while at < len(client):
+        n = 2 + int.from_bytes(client[at:at + 2], "big")
+        _, msg = nq.SoupMessage.from_bytes(client[at:at + n])
+        seen.append(msg)
+        at += n
+    assert isinstance(seen[0], nq.LoginRequest)
+    tokens = [ouch.decode(m.data, "inbound")["order_token"] for m in seen[1:]]
+    assert tokens == [row[2] for row in accepted]
+
+
+def test_replay_bad_limits_file_names_the_line(tmp_path):
+    day = tmp_path / "d.itch"
+    dayfile.write_dayfile(day, synth.generate_day(2000, seed=1))
+    bad = tmp_path / "limits.yaml"
+    bad.write_text("defaults:\n  max_shares: 10\n  max_notionl: 5\n")
+    r = CliRunner().invoke(main, ["replay", str(day), "--symbols", "AAPL", "--limits", str(bad)])
+    assert r.exit_code != 0 and "limits.yaml:3: defaults.max_notionl: unknown key" in r.output
+    r = CliRunner().invoke(main, ["replay", str(day), "--limits", str(bad)])
+    assert r.exit_code != 0 and "--limits needs --symbols" in r.output

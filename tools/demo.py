@@ -3,9 +3,14 @@
 1. Generate a synthetic ITCH 5.0 day (consistent books on 8 symbols, every message type).
 2. Publish it as MoldUDP64 over UDP, twice: line A and line B, as pcap captures. Each line
    independently loses 2% of its packets; B runs 400 ns behind A.
-3. Replay both captures through the simulated card with the ``wirespeed`` CLI, which prints
-   the counters (A/B arbitration fills each line's losses from the other; only packets lost on
-   both lines are gaps) and the simulation throughput.
+3. Replay both captures through the simulated card with the ``wirespeed`` CLI, subscribed
+   to the 8 symbols: it prints the counters (A/B arbitration fills each line's losses from the
+   other; only packets lost on both lines are gaps), the books (BBO, volume, VWAP; a gap makes
+   them stale, and says so) and the simulation throughput, and writes every BBO change to
+   ``bbo.csv``; with ``limits.yaml`` and ``triggers.yaml`` (written here) the triggers fire on
+   the replayed book, the risk gate judges every order (``orders.csv``), the exchange
+   simulator fills them and its reports move the card's positions; the order-entry session
+   is written as ``tx.pcap`` (Ethernet/IPv4/TCP, SoupBinTCP/OUCH inside).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from proto import itch
 from sim.feed import dayfile, synth
 from sim.feed.frames import FeedAddress
 from sim.feed.pcap import Frame, dayfile_to_frames, write_frames
@@ -55,11 +61,45 @@ def main() -> int:
     print(f"[2/3] {len(frames):,} MoldUDP64 packets; line A keeps {len(line_a):,}, line B "
           f"{len(line_b):,}; {lost_both} lost on both lines ({time.perf_counter() - t:.1f} s)")
 
+    symbols = ",".join(synth.DEFAULT_SYMBOLS)
+    limits, triggers = _strategy(args.out, messages)
+    bbo = args.out / "bbo.csv"
+    orders = args.out / "orders.csv"
+    tx = args.out / "tx.pcap"
     print("[3/3] wirespeed replay line_a.pcap --line-b line_b.pcap "
-          f"--feed {FEED}  (the core's Verilog in the Verilator harness)")
+          f"--feed {FEED} --symbols {symbols} --bbo-out {bbo.name} --limits {limits.name} "
+          f"--triggers {triggers.name} --orders-out {orders.name} --tx-pcap {tx.name}\n"
+          "      (the core's Verilog in the Verilator harness; the exchange simulator on the "
+          "order-entry port)")
     wirespeed = Path(sys.executable).with_name("wirespeed")
     return subprocess.call([str(wirespeed), "replay", str(pa), "--line-b", str(pb),
-                            "--feed", str(FEED)])
+                            "--feed", str(FEED), "--symbols", symbols, "--bbo-out", str(bbo),
+                            "--limits", str(limits), "--triggers", str(triggers),
+                            "--orders-out", str(orders), "--tx-pcap", str(tx)])
+
+
+def _strategy(out: Path, messages: list[bytes]) -> tuple[Path, Path]:
+    """limits.yaml and triggers.yaml for the demo: a buy trigger per symbol a little above
+    its first price (it fires whenever the ask dips under), re-armed by the host, and limits
+    tight enough that some orders are rejected (size, position, open orders, collar)."""
+    first: dict[str, int] = {}
+    for m in messages:
+        if m[:1] == b"A":
+            a = itch.MESSAGES["A"].unpack(m)
+            first.setdefault(a["stock"], a["price"])
+    lim = ["global: {max_open: 4, rate_period: 2000, rate_burst: 4}",
+           "defaults: {max_shares: 500, max_notional: 100000, collar_bps: 100, "
+           "max_long: 3000, max_short: 3000}", "symbols:"]
+    trig = ["triggers:"]
+    for i, sym in enumerate(synth.DEFAULT_SYMBOLS):
+        px = first.get(sym, 1_000_000)
+        shares = (100, 200, 300, 600)[i % 4]            # 600 > max_shares: rejected
+        lim.append(f"  {sym}: {{ref_px: {px / 10_000:.4f}}}")
+        trig.append(f"  - {{symbol: {sym}, side: buy, price: {px * 1.002 / 10_000:.2f}, "
+                    f"shares: {shares}, rearm: true}}")
+    (out / "limits.yaml").write_text("\n".join(lim) + "\n")
+    (out / "triggers.yaml").write_text("\n".join(trig) + "\n")
+    return out / "limits.yaml", out / "triggers.yaml"
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ from hw.risk.params import (
     order_layout,
 )
 
+#: Cycles from a BBO update to the trigger's order.
+LATENCY = 2
+
 #: One slot's trigger (a row of the trigger table).
 TriggerLayout = data.StructLayout({
     "side": 1,               # Side: BUY fires on the ask, SELL on the bid

@@ -1,0 +1,124 @@
+"""Tick-to-trade and the risk gate on the simulated card.
+
+* Tick-to-trade: cycles from the beat carrying the last byte of the ITCH message that moved
+  the BBO on RX to the beat carrying the first byte of the OUCH order it triggered on TX,
+  over a generated day on line A with every symbol's trigger armed (and re-armed after each
+  chunk) so that it fires on the next change of its ask. Each trigger order is traced back:
+  its VERDICT event names its token; the BBO event that fired it was raised
+  ``trigger LATENCY + gate LATENCY`` cycles earlier on its slot; that event names the ITCH
+  sequence number, whose last byte's beat the frame schedule gives. Stated as min and max,
+  and in nanoseconds at the core's measured ECP5 Fmax (docs/BENCHMARKS.md, synth) and at
+  322 MHz (a 25G MAC's clock).
+* Risk gate: its latency is the constant 3 cycles that ``risk_pipeline`` proves
+  (tools/formal.py); throughput one order per cycle, measured by the gate's Verilator driver
+  (sim/harness/riskbench) on a million orders.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw.events import decode
+from hw.oe.tokens import format_token
+from hw.risk.params import Reason, Side, Source
+from hw.strategy.trigger import LATENCY as TRIGGER_LATENCY
+from sim.model.ingress import parse_frame
+from sim.model.risk import LATENCY as GATE_LATENCY
+from tools.bench import BenchResult
+
+CMD = ".venv/bin/python tools/bench/run.py trade"
+ECP5_FMAX_MHZ = 59.1      # the core's last measured out-of-context figure (synth bench)
+
+
+def tick_to_trade() -> list[BenchResult]:
+    from host.backends.sim import SimCard
+    from host.card import Card
+    from host.config import GlobalLimits, LimitsConfig, SymbolLimits, TriggerConfig
+    from host.orders import OrderLoop
+    from sim.feed.synth import DEFAULT_SYMBOLS
+    from tools.bench.bench_book import FEED, _packets, generate_day
+
+    sim = SimCard()
+    card = Card(sim)
+    symbols = list(DEFAULT_SYMBOLS)
+    h = sim.harness
+    h.reset()
+    card.set_feeds([FEED])
+    card.reset_books()
+    card.subscribe_all(symbols)
+    lim = SymbolLimits(enable=True, max_shares=10**6, max_notional=(1 << 64) - 1,
+                       max_long=(1 << 32) - 1, max_short=(1 << 32) - 1)
+    card.apply_limits(LimitsConfig(GlobalLimits(max_open=60_000),
+                                   {i: lim for i in range(len(symbols))}))
+    loop = OrderLoop(card, sim, symbols)
+    day = list(generate_day(60_000, symbols=symbols, seed=5))
+    frames = _packets(day, 1)
+    last_beat: dict[int, int] = {}
+    t2t: list[int] = []
+    records: list[np.ndarray] = []
+    chunk = 16
+    for at in range(0, len(frames), chunk):
+        # Arm every symbol to buy at any ask: the next ask change fires it.
+        for slot in range(len(symbols)):
+            card.arm_trigger(slot, TriggerConfig(Side.BUY, (1 << 32) - 1, 1))
+        batch = frames[at:at + chunk]
+        sim.send(0, batch, idle=np.full(len(batch), 3))
+        h.run()
+        starts = h.frame_start_cycles(0)[-len(batch):]
+        for f, st in zip(batch, starts, strict=True):
+            for m in parse_frame(f, False, [(FEED.ip, FEED.port)]).messages:
+                last_beat[m.seq] = int(st) + m.beat
+        rec = card.events()
+        records.append(rec)
+        loop(rec)
+        loop.exchange_round()
+    recs = decode(np.concatenate(records))
+    bbo_at = {(e["timestamp"], e["aux"]): e["itch_seq"] for e in recs if e["kind_name"] == "BBO"}
+    for e in recs:
+        if e["kind_name"] != "VERDICT" or e["aux"] != Reason.ACCEPTED:
+            continue
+        if e["source"] != Source.TRIGGER:
+            continue
+        tok = format_token(Source.TRIGGER, e["token"])
+        fired = e["timestamp"] - TRIGGER_LATENCY - GATE_LATENCY
+        seq = bbo_at.get((fired, e["slot"]))
+        if seq is None or tok not in loop.tx_first_cycles or seq not in last_beat:
+            raise AssertionError(f"cannot trace trigger order {tok} back to its tick")
+        t2t.append(loop.tx_first_cycles[tok] - last_beat[seq])
+    hist = dict(sorted(zip(*np.unique(t2t, return_counts=True), strict=True)))
+    notes = (f"{len(t2t):,} trigger orders on a 60k-message generated day (line A, 3 idle "
+             "cycles between frames); RX beat of the ITCH message's last byte to the TX beat "
+             "of the OUCH order's first byte; histogram "
+             + ", ".join(f"{int(k)}: {int(v):,}" for k, v in hist.items()))
+    lo, hi = min(t2t), max(t2t)
+    return [
+        BenchResult("tick-to-trade, min", lo, "cycles", CMD, notes),
+        BenchResult("tick-to-trade, max", hi, "cycles", CMD, notes),
+        BenchResult(f"tick-to-trade, min at {ECP5_FMAX_MHZ} MHz (ECP5 Fmax)",
+                    lo * 1e3 / ECP5_FMAX_MHZ, "ns", CMD, "cycles / the core's ECP5 Fmax"),
+        BenchResult(f"tick-to-trade, max at {ECP5_FMAX_MHZ} MHz (ECP5 Fmax)",
+                    hi * 1e3 / ECP5_FMAX_MHZ, "ns", CMD, "cycles / the core's ECP5 Fmax"),
+        BenchResult("tick-to-trade, min at 322 MHz", lo * 1e3 / 322, "ns", CMD,
+                    "cycles / 322 MHz (a 25G MAC clock)"),
+        BenchResult("tick-to-trade, max at 322 MHz", hi * 1e3 / 322, "ns", CMD,
+                    "cycles / 322 MHz (a 25G MAC clock)"),
+    ]
+
+
+def gate_figures() -> list[BenchResult]:
+    """The gate's latency and throughput, from its proof (run here, so the figure is
+    re-established every time the bench runs)."""
+    from tools import formal
+    r = formal.run(formal.PROOFS["risk_pipeline"])
+    if not r.passed:
+        raise AssertionError(f"risk_pipeline did not pass: {r.status}\n{r.log_tail}")
+    cmd = ".venv/bin/python tools/formal.py risk_pipeline"
+    note = (f"proven by k-induction in {r.seconds:.0f} s: every order presented, in any "
+            "cycle including every cycle, yields exactly one verdict 3 cycles later")
+    return [BenchResult("risk gate latency", GATE_LATENCY, "cycles", cmd, note),
+            BenchResult("risk gate throughput", 1, "orders/cycle", cmd,
+                        note + "; the gate has no ready signal, so it never stalls")]
+
+
+def run() -> list[BenchResult]:
+    return tick_to_trade() + gate_figures()
