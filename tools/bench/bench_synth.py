@@ -1,7 +1,9 @@
 """Out-of-context ECP5 synthesis of the core and of the line parser alone.
 
-The core is the whole ingress path as built today (two line parsers, sequencer, event collector,
-CSR bank with its counters). Figures are nextpnr's, after placement and routing, for the
+The core is everything built today (two line parsers, sequencer, ITCH decoder, book engine,
+event collector, CSR bank with its counters), with the book sized by :data:`FIT_BOOK` so that
+it fits the device: the default book (65,536 orders, 1,024-level windows) needs about twice
+the block RAM the LFE5UM5G-85F has. Figures are nextpnr's, after placement and routing, for the
 LFE5UM5G-85F at speed grade 8 (see tools/synth_ecp5.py for what "out of context" leaves out).
 """
 
@@ -32,14 +34,27 @@ def _parser():
     return LineParser()
 
 
-def _core():
+#: Book sizes for the LFE5UM5G-85F next to the ingress path. Block RAM limits the table and
+#: the windows (the default 65,536 orders and 1,024-level windows need about twice the 208
+#: DP16KD), logic limits the slots: with 64 slots the core needs 87,781 TRELLIS_COMB of
+#: 83,640 (104%, nextpnr cannot place it; the per-slot registers and the slot multiplexers
+#: of the book engine are most of it). With 16 slots it places (52,464 TRELLIS_COMB, 62%;
+#: 92 DP16KD, 44%) but routing had not converged after 80 minutes on a loaded machine
+#: (docs/BENCHMARKS.md, "ECP5: the core with the book").
+FIT_BOOK = dict(slots=16, ways=4, orders=8192, window=256)
+
+
+def core_fit():
+    """The core with :data:`FIT_BOOK` (``tools/synth_ecp5.py`` factory)."""
+    from hw.book.params import BookParams
     from hw.top import build_core
-    return build_core()
+    return build_core(book=BookParams(**FIT_BOOK))
 
 
 def run() -> list[BenchResult]:
     out = _results("line parser (one line)", _parser, "bench_parser",
                    ".venv/bin/python tools/bench/run.py synth")
-    out += _results("core (ingress path, both lines, CSRs, events)", _core, "bench_core",
+    book = ", ".join(f"{k} {v:,}" for k, v in FIT_BOOK.items())
+    out += _results(f"core with the book ({book})", core_fit, "bench_core_fit",
                     "make synth   # or: .venv/bin/python tools/bench/run.py synth")
     return out
