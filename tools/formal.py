@@ -8,7 +8,10 @@ Each proof names a harness (an Amaranth component whose inputs are free and whic
 ``Assert``/``Assume`` properties), a mode and a depth. ``prove`` is k-induction: the
 properties hold in every reachable state, for runs of any length. ``bmc`` is a bounded model
 check from reset: they hold in every run of up to ``depth`` cycles. The harness is converted
-to RTLIL and handed to SymbiYosys with the ``smtbmc z3`` engine; the work directory
+to RTLIL and handed to SymbiYosys with an ``smtbmc`` engine and z3 (each proof names its
+engine line: ``--nomem`` maps memories to registers, ``--syn`` maps the logic to gates
+first). The bounded risk proofs assume invariants that ``risk_accounting`` proves, so they
+hold together with it (tests/formal/risk_props.py). The work directory
 ``build/formal/<name>/`` keeps the logs and, on failure, the counterexample trace
 (``engine_0/trace*.vcd``).
 """
@@ -41,28 +44,51 @@ class Proof:
     what: str
     expect_fail: bool = False     #: a control: the solver must find a counterexample
     default: bool = True          #: run by ``make formal`` and the test suite
+    engine: str = "smtbmc z3"     #: the SymbiYosys engine line
 
 
-def _risk(props: str):
+def _risk(props: str, *, full: bool = False):
+    """A harness of ``tests/formal/risk_props.py``: its own instance for the set (the narrow
+    one but for ``pipeline``), or the default widths with ``full``."""
     def make():
-        from tests.formal.risk_props import RiskProps
-        return RiskProps(props)
+        from tests.formal.risk_props import FORMAL_PARAMS, RiskProps
+        return RiskProps(props, FORMAL_PARAMS if full else None)
     return make
 
+
+#: Memories as registers (``--nomem``: the limit table has 4 rows, the market table 2, in
+#: the proofs' 2-slot instance), z3 on word-level terms; ``--syn`` maps the logic to gates
+#: first, which the collar's and the positions' checks need to finish (measured, see
+#: docs/risk.md, "Verification").
+_Z3 = "smtbmc --nomem z3"
+_Z3_SYN = "smtbmc --nomem --syn z3"
 
 PROOFS = {p.name: p for p in (
     Proof("risk_pipeline", _risk("pipeline"), "prove", 6,
           "risk gate: exactly one verdict per order, 3 cycles later, for that order; "
           "nothing accepted under a kill switch; cancels never rejected"),
-    Proof("risk_limits", _risk("limits"), "bmc", 10,
-          "risk gate: no accepted order breaks the committed enable, size, reference, "
-          "position or open-order limits (UNFINISHED: z3 does not get past step 5 in 10 "
-          "minutes; not run by default)", default=False),
-    Proof("risk_arith", _risk("arith"), "bmc", 10,
-          "risk gate: as risk_limits, plus notional and collar products (UNFINISHED, as "
-          "risk_limits; not run by default)", default=False),
+    Proof("risk_accounting", _risk("accounting"), "prove", 8,
+          "risk gate: open orders, positions and open shares as the host sees them follow "
+          "the verdicts, reports and position writes; proves the invariants the bounded "
+          "proofs assume", engine=_Z3),
+    Proof("risk_accounting_full", _risk("accounting", full=True), "prove", 4,
+          "risk_accounting at the default 32-bit widths (about a minute)", engine=_Z3,
+          default=False),
+    Proof("risk_limits", _risk("limits"), "bmc", 18,
+          "risk gate: no accepted order breaks the committed enable, size, collar mode, "
+          "reference or open-order limits", engine=_Z3),
+    Proof("risk_notional", _risk("notional"), "bmc", 18,
+          "risk gate: no accepted order's shares x price exceeds its committed notional "
+          "limit", engine=_Z3),
+    Proof("risk_collar", _risk("collar"), "bmc", 16,
+          "risk gate: no accepted order's price is outside its committed collar (ticks or "
+          "basis points) around the reference", engine=_Z3_SYN),
+    Proof("risk_position", _risk("position"), "bmc", 18,
+          "risk gate: no accepted order takes position + open orders past the committed "
+          "long or short limit", engine=_Z3_SYN),
     Proof("risk_control", _risk("control"), "bmc", 8,
-          "negative control: claims no order is ever accepted; must FAIL", expect_fail=True),
+          "negative control: claims no order is ever accepted; must FAIL", expect_fail=True,
+          engine=_Z3),
 )}
 
 
@@ -94,7 +120,7 @@ mode {proof.mode}
 depth {proof.depth}
 
 [engines]
-smtbmc z3
+{proof.engine}
 
 [script]
 read_rtlil top.il

@@ -31,17 +31,15 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.risk.params import (
-    COUNT_BITS,
     DEFAULT_RISK,
-    OPEN_BITS,
-    POSITION_BITS,
-    PRICE_BITS,
     TIME_BITS,
     Collar,
     OrderKind,
@@ -64,8 +62,8 @@ def _signed(value):
     return Cat(value, Const(0, 1)).as_signed()
 
 
-def _market_layout() -> data.StructLayout:
-    return data.StructLayout({"valid": 1, "bid_px": PRICE_BITS, "ask_px": PRICE_BITS,
+def _market_layout(p: RiskParams) -> data.StructLayout:
+    return data.StructLayout({"valid": 1, "bid_px": p.price_bits, "ask_px": p.price_bits,
                               "stale": 1, "time": TIME_BITS})
 
 
@@ -81,27 +79,35 @@ class RiskGate(wiring.Component):
             "reports": In(stream.Signature(report_layout(p), always_ready=True)),
             "md": In(stream.Signature(md_layout(p), always_ready=True)),
             "kill": In(1), "kill_slots": In(p.slots),
-            "lim_slot": In(sb), "lim_row": In(limits_layout()), "lim_store": In(1),
-            "glob_row": In(global_layout()), "glob_store": In(1),
+            "lim_slot": In(sb), "lim_row": In(limits_layout(p)), "lim_store": In(1),
+            "glob_row": In(global_layout(p)), "glob_store": In(1),
             "commit": In(1), "clear_error": In(1),
             "busy": Out(1), "store_error": Out(1), "bank": Out(1),
-            "pos_slot": In(sb), "pos_value": In(signed(POSITION_BITS)), "pos_write": In(1),
+            "pos_slot": In(sb), "pos_value": In(signed(p.position_bits)), "pos_write": In(1),
             "gap": In(1), "md_clear": In(1), "gap_pending": Out(1),
             "view_slot": In(sb),
-            "view_position": Out(signed(POSITION_BITS)),
-            "view_open_buy": Out(OPEN_BITS), "view_open_sell": Out(OPEN_BITS),
-            "open_orders": Out(COUNT_BITS), "bucket": Out(COUNT_BITS),
+            "view_position": Out(signed(p.position_bits)),
+            "view_open_buy": Out(p.open_bits), "view_open_sell": Out(p.open_bits),
+            "open_orders": Out(p.count_bits), "bucket": Out(p.count_bits),
             "last_token_host": Out(p.token_bits), "last_token_trigger": Out(p.token_bits),
         })
+        # The exposure registers (not ports: the host sees them through view_slot). Made here
+        # rather than in elaborate() only so that the formal harness can name them in helper
+        # invariants, which it proves like any assertion (tests/formal/risk_props.py).
+        n, pb, ob = p.slots, p.position_bits, p.open_bits
+        self.exposure = SimpleNamespace(
+            position=Array(Signal(signed(pb), name=f"position{s}") for s in range(n)),
+            open_buy=Array(Signal(ob, name=f"open_buy{s}") for s in range(n)),
+            open_sell=Array(Signal(ob, name=f"open_sell{s}") for s in range(n)))
 
     def elaborate(self, platform):  # noqa: PLR0915 - one pipeline, sections follow the doc
         m = Module()
         p = self.p
         n = p.slots
         sb = p.slot_bits
-        LIM = limits_layout()
-        GLOB = global_layout()
-        MKT = _market_layout()
+        LIM = limits_layout(p)
+        GLOB = global_layout(p)
+        MKT = _market_layout(p)
         ORDER = order_layout(p)
 
         now = Signal(TIME_BITS)
@@ -162,15 +168,15 @@ class RiskGate(wiring.Component):
         m.d.comb += [lim.eq(lim_rd.data), mkt.eq(md_rd.data)]
         age = Signal(TIME_BITS)
         m.d.comb += age.eq(now - mkt.time)
-        notional = Signal(2 * PRICE_BITS)
+        notional = Signal(p.notional_bits)
         m.d.comb += notional.eq(s1.shares * s1.price)
         mid_ok = Signal()
-        ref = Signal(PRICE_BITS)
+        ref = Signal(p.price_bits)
         m.d.comb += [
             mid_ok.eq(mkt.valid & (mkt.bid_px != 0) & (mkt.ask_px != 0) & ~mkt.stale),
             ref.eq(Mux(mid_ok, (mkt.bid_px + mkt.ask_px) >> 1, lim.ref_px)),
         ]
-        diff = Signal(PRICE_BITS)
+        diff = Signal(p.price_bits)
         m.d.comb += diff.eq(Mux(s1.price >= ref, s1.price - ref, ref - s1.price))
         ticks_ok = Signal()
         bps_ok = Signal()
@@ -187,7 +193,7 @@ class RiskGate(wiring.Component):
             "no_ref": 1, "collar": 1}))
         s2_max_long = Signal.like(lim.max_long)
         s2_max_short = Signal.like(lim.max_short)
-        s2_max_open = Signal(COUNT_BITS)
+        s2_max_open = Signal(p.count_bits)
         s2_throttle = Signal()
         m.d.sync += [
             s2_valid.eq(s1_valid), s2.eq(s1),
@@ -205,22 +211,24 @@ class RiskGate(wiring.Component):
         ]
 
         # -- S2: checks against trading state, verdict, state update -------------------------
-        position = Array(Signal(signed(POSITION_BITS), name=f"position{s}") for s in range(n))
-        open_buy = Array(Signal(OPEN_BITS, name=f"open_buy{s}") for s in range(n))
-        open_sell = Array(Signal(OPEN_BITS, name=f"open_sell{s}") for s in range(n))
+        PB, OB, CB = p.position_bits, p.open_bits, p.count_bits
+        position = self.exposure.position
+        open_buy = self.exposure.open_buy
+        open_sell = self.exposure.open_sell
         last_token = Array(Signal(p.token_bits, name=f"last_token{i}") for i in range(2))
-        open_orders = Signal(COUNT_BITS)
-        bucket = Signal(COUNT_BITS)
+        open_orders = Signal(CB)
+        bucket = Signal(CB)
         gap_pending = Signal()
 
         slot = s2.slot
-        pos = Signal(signed(POSITION_BITS))
-        ob = Signal(OPEN_BITS)
-        os_ = Signal(OPEN_BITS)
+        pos = Signal(signed(PB))
+        ob = Signal(OB)
+        os_ = Signal(OB)
         m.d.comb += [pos.eq(position[slot]), ob.eq(open_buy[slot]), os_.eq(open_sell[slot])]
-        # Widths: position 48 signed, open 48, shares 32: the sums fit 51 signed bits.
-        long_sum = Signal(signed(POSITION_BITS + 3))
-        short_sum = Signal(signed(POSITION_BITS + 3))
+        # Widths: position PB signed, open OB = PB, shares below OB: the sums fit PB + 3
+        # signed bits (at the defaults 48, 48, 32 and 51).
+        long_sum = Signal(signed(PB + 3))
+        short_sum = Signal(signed(PB + 3))
         m.d.comb += [long_sum.eq(pos + ob + s2.shares),
                      short_sum.eq(_signed(os_) + s2.shares - pos)]
         killed_slot = Signal()
@@ -275,7 +283,7 @@ class RiskGate(wiring.Component):
         rv = self.reports.valid
 
         def clamp_open(value):
-            top = (1 << OPEN_BITS) - 1
+            top = (1 << OB) - 1
             return Mux(value < 0, 0, Mux(value > top, top, value))
 
         for side, table in ((Side.BUY, open_buy), (Side.SELL, open_sell)):
@@ -285,8 +293,8 @@ class RiskGate(wiring.Component):
                          r_here.eq(rv & (rep.side == side))]
             same = Signal(name=f"same_{side.name.lower()}")
             m.d.comb += same.eq(a_here & r_here & (rep.slot == slot))
-            v_new = Signal(signed(OPEN_BITS + 2), name=f"v_{side.name.lower()}")
-            r_new = Signal(signed(OPEN_BITS + 2), name=f"rn_{side.name.lower()}")
+            v_new = Signal(signed(OB + 2), name=f"v_{side.name.lower()}")
+            r_new = Signal(signed(OB + 2), name=f"rn_{side.name.lower()}")
             m.d.comb += [v_new.eq(_signed(table[slot]) + s2.shares - Mux(same, rep.shares, 0)),
                          r_new.eq(_signed(table[rep.slot]) - rep.shares)]
             with m.If(r_here & ~same):
@@ -295,10 +303,10 @@ class RiskGate(wiring.Component):
                 m.d.sync += table[slot].eq(clamp_open(v_new))
 
         # Positions: fills move them; a host write (start of day) wins over a fill.
-        fill = Signal(signed(POSITION_BITS + 2))
+        fill = Signal(signed(PB + 2))
         m.d.comb += fill.eq(position[rep.slot] + Mux(rep.side == Side.BUY, rep.shares,
                                                      -rep.shares))
-        pmin, pmax = -(1 << (POSITION_BITS - 1)), (1 << (POSITION_BITS - 1)) - 1
+        pmin, pmax = -(1 << (PB - 1)), (1 << (PB - 1)) - 1
         with m.If(rv & (rep.kind == ReportKind.FILL)
                   & ~(self.pos_write & (self.pos_slot == rep.slot))):
             m.d.sync += position[rep.slot].eq(Mux(fill < pmin, pmin,
@@ -306,9 +314,9 @@ class RiskGate(wiring.Component):
         with m.If(self.pos_write):
             m.d.sync += position[self.pos_slot].eq(self.pos_value)
 
-        cnt = Signal(signed(COUNT_BITS + 2))
+        cnt = Signal(signed(CB + 2))
         m.d.comb += cnt.eq(_signed(open_orders) + accept - (rv & rep.done))
-        cmax = (1 << COUNT_BITS) - 1
+        cmax = (1 << CB) - 1
         m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
 
         # Throttle: one token every rate_period cycles up to rate_burst; full while off.
@@ -321,7 +329,7 @@ class RiskGate(wiring.Component):
                 m.d.sync += rate_ctr.eq(0)
             with m.Else():
                 m.d.sync += rate_ctr.eq(rate_ctr + 1)
-            b = Signal(signed(COUNT_BITS + 2))
+            b = Signal(signed(CB + 2))
             m.d.comb += b.eq(_signed(bucket) + refill - accept)
             m.d.sync += bucket.eq(Mux(b < 0, 0, Mux(b > g.rate_burst, g.rate_burst, b)))
         with m.Else():

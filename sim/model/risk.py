@@ -16,10 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hw.risk.params import (
-    COUNT_BITS,
     DEFAULT_RISK,
-    OPEN_BITS,
-    POSITION_BITS,
     Collar,
     OrderKind,
     Reason,
@@ -30,9 +27,6 @@ from hw.risk.params import (
 
 #: Cycles from an order's presentation to its verdict on the gate's output.
 LATENCY = 3
-
-_OPEN_MAX = (1 << OPEN_BITS) - 1
-_POS_MIN, _POS_MAX = -(1 << (POSITION_BITS - 1)), (1 << (POSITION_BITS - 1)) - 1
 
 
 def default_limits() -> dict:
@@ -156,6 +150,11 @@ class RiskModel:
     def __init__(self, params: RiskParams = DEFAULT_RISK):
         self.p = params
         n = params.slots
+        # Where open shares, positions and counts saturate (the gate's widths).
+        self._open_max = (1 << params.open_bits) - 1
+        self._pos_min = -(1 << (params.position_bits - 1))
+        self._pos_max = (1 << (params.position_bits - 1)) - 1
+        self._count_max = (1 << params.count_bits) - 1
         self.cycle = 0
         self.bank = 0
         self.tables = [[default_limits() for _ in range(n)] for _ in range(2)]
@@ -221,16 +220,15 @@ class RiskModel:
             done = rep["done"]
         for (s, side), d in delta.items():
             book = st.open_buy if side == Side.BUY else st.open_sell
-            book[s] = min(_OPEN_MAX, max(0, book[s] + d))
+            book[s] = min(self._open_max, max(0, book[s] + d))
         if c.pos_write is not None:
             st.position[c.pos_write[0]] = c.pos_write[1]
         if rep is not None and rep["kind"] == ReportKind.FILL and not (
                 c.pos_write is not None and c.pos_write[0] == rep["slot"]):
             fill = rep["shares"] if rep["side"] == Side.BUY else -rep["shares"]
             s = rep["slot"]
-            st.position[s] = min(_POS_MAX, max(_POS_MIN, st.position[s] + fill))
-        st.open_orders = min((1 << COUNT_BITS) - 1,
-                             max(0, st.open_orders + int(accepted) - done))
+            st.position[s] = min(self._pos_max, max(self._pos_min, st.position[s] + fill))
+        st.open_orders = min(self._count_max, max(0, st.open_orders + int(accepted) - done))
         # Throttle bucket: one token every rate_period cycles, up to rate_burst; kept full
         # while the throttle is off (rate_period 0).
         g = self.glob_active

@@ -1,26 +1,52 @@
 """Safety properties of the risk gate, for SymbiYosys (``tools/formal.py``, ``make formal``).
 
 The harness wraps a :class:`~hw.risk.gate.RiskGate` whose every input is free — any order,
-report, market update, host write, commit or kill switch in any cycle — and states what
-must hold for all of them. It never looks inside the gate: what it asserts is computed from
-the gate's inputs and outputs alone, by logic written here, so a property is not the
-gate's own logic checked against itself.
+report, market update, host write, commit or kill switch in any cycle, any value of every
+field — and states what must hold for all of them. Every property is computed from the
+gate's inputs and outputs alone, by logic written here, so a property is not the gate's own
+logic checked against itself.
 
-Two property sets, two proof modes (and a negative control, ``control``, that must fail):
+The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Verification"):
 
-* ``pipeline`` (unbounded, k-induction): every order presented yields exactly one verdict,
-  three cycles later, for that same order; no new order is accepted while the global or its
-  symbol's kill switch was on in the cycle it was decided; a cancel is never rejected.
-* ``limits`` (bounded model check from reset): no accepted order breaks the limit set that
-  was committed when it was presented — enabled symbol, non-zero shares and price, size,
-  notional, price collar in ticks or basis points around the reference the harness derives
-  from the market data it saw — nor the long and short position limits (position plus open
-  orders at their worst case, tracked here from the accepted verdicts, the execution reports
-  and the host's position writes), nor the open-order limit. The limit tables live in block
-  RAM, whose contents induction cannot relate to the harness's copy without looking inside,
-  so this set is proven for every input sequence up to the depth in ``tools/formal.py``,
-  with the operands of its multiplications (shares, prices, collar) bounded to
-  :data:`VALUE_BITS` bits.
+* ``pipeline`` (k-induction, unbounded; default widths): every order presented yields
+  exactly one verdict, three cycles later, for that same order; no new order is accepted
+  while the global or its symbol's kill switch was on in the cycle it was decided; a cancel
+  is never rejected.
+* ``accounting`` (k-induction, unbounded): what the gate shows the host of its trading state
+  — the open-order count, and the position and open buys and sells of the symbol selected by
+  ``view_slot`` — is what the harness derives from the accepted verdicts, the execution
+  reports and the host's position writes. It also proves the *invariants* below.
+* ``limits``, ``notional``, ``collar``, ``position`` (bounded model checks from reset): no
+  accepted order breaks the limit set that was committed when it was presented — enabled
+  symbol, non-zero shares and price, size, no reserved collar mode, a reference price when
+  collared, the open-order limit (``limits``); shares × price within the notional limit
+  (``notional``); the price collar in ticks or basis points around the reference the harness
+  derives from the market data the order saw (``collar``); the long and short position
+  limits, position plus open orders at their worst case as the harness tracks them
+  (``position``). The limit tables live in block RAM, whose contents no port shows, so the
+  harness's copy of the committed set cannot be related to the gate's by induction: these
+  hold for every input sequence up to the depth in ``tools/formal.py``.
+* ``control``: a negative control that claims no order is ever accepted, and must fail —
+  under every assumption the bounded sets make.
+
+Every set but ``pipeline`` runs on :data:`NARROW_PARAMS`, an instance with a few bits of
+shares, prices and limits (the gate's widths are parameters, :class:`RiskParams`): there
+every value of every input is free, which is a stronger statement than the default widths
+with bounded operands — and one a solver finishes (at 32 × 32 bits, z3 does not get past
+the first verdicts in ten minutes).
+
+**Invariants.** A bounded check that must relate accumulated state of the gate to the
+harness's (two chains of sums, one step per cycle) grows exponentially with its depth in
+z3. So the harness also states how its own bookkeeping relates to the gate: the verdict
+leaving is for the order presented three cycles before; the gate's ``bank``, ``busy`` and
+``open_orders`` outputs are the harness's; and each symbol's position and open buys and
+sells — the gate's exposure registers, ``RiskGate.exposure``, the one place the harness
+names the gate's internals — are the harness's a cycle late. ``accounting`` *asserts*
+them and proves them by k-induction for every reachable state of this same instance; the
+bounded sets *assume* them, which excludes no reachable run (the gate and the bookkeeping
+are the same logic in every set, and the invariants constrain only state, never an input).
+The properties themselves still see only ports. (``accounting`` also runs at the default
+widths: ``risk_accounting_full``.)
 """
 
 from __future__ import annotations
@@ -31,10 +57,6 @@ from amaranth.lib.wiring import In
 
 from hw.risk.gate import RiskGate
 from hw.risk.params import (
-    COUNT_BITS,
-    OPEN_BITS,
-    POSITION_BITS,
-    PRICE_BITS,
     Collar,
     OrderKind,
     Reason,
@@ -49,10 +71,17 @@ from hw.risk.params import (
 )
 from sim.model.risk import LATENCY
 
-#: Small enough for the solver, large enough for two symbols to interfere.
+#: The ``pipeline`` proof: default quantity widths, few slots and token bits (small enough
+#: for the solver, large enough for two symbols to interfere).
 FORMAL_PARAMS = RiskParams(slots=2, tick=100, token_bits=8)
-#: Bound on the operands of multiplications in the ``limits`` set (see there).
-VALUE_BITS = 10
+#: Every other proof: a narrow instance. Shares below 32, prices below 128 (a 5 × 7 bit
+#: notional), collars to 63 ticks of 3 or 63 basis points, long and short limits below 128,
+#: up to 15 open orders; open shares and positions then have 9 bits (RiskParams derives
+#: them so that nothing overflows), so saturation is reachable in a run.
+NARROW_PARAMS = RiskParams(slots=2, tick=3, token_bits=8, shares_bits=5, price_bits=7,
+                           limit_bits=7, collar_bits=6, count_bits=4)
+
+SETS = ("pipeline", "accounting", "limits", "notional", "collar", "position", "control")
 
 
 def _signed(value):
@@ -62,11 +91,12 @@ def _signed(value):
 class RiskProps(wiring.Component):
     """The gate with free inputs and the assertions of one property set."""
 
-    def __init__(self, props: str, params: RiskParams = FORMAL_PARAMS):
-        if props not in ("pipeline", "limits", "arith", "control"):
-            raise ValueError(f"unknown property set {props!r}")
-        self.arith = props == "arith"
-        self.props = "limits" if self.arith else props
+    def __init__(self, props: str, params: RiskParams | None = None):
+        if props not in SETS:
+            raise ValueError(f"unknown property set {props!r}; known: {', '.join(SETS)}")
+        self.props = props
+        if params is None:
+            params = FORMAL_PARAMS if props == "pipeline" else NARROW_PARAMS
         self.p = p = params
         sb = p.slot_bits
         super().__init__({
@@ -74,10 +104,10 @@ class RiskProps(wiring.Component):
             "r_valid": In(1), "r": In(report_layout(p)),
             "md_valid": In(1), "md": In(md_layout(p)),
             "kill": In(1), "kill_slots": In(p.slots),
-            "lim_slot": In(sb), "lim_row": In(limits_layout()), "lim_store": In(1),
-            "glob_row": In(global_layout()), "glob_store": In(1),
+            "lim_slot": In(sb), "lim_row": In(limits_layout(p)), "lim_store": In(1),
+            "glob_row": In(global_layout(p)), "glob_store": In(1),
             "commit": In(1), "clear_error": In(1),
-            "pos_slot": In(sb), "pos_value": In(signed(POSITION_BITS)), "pos_write": In(1),
+            "pos_slot": In(sb), "pos_value": In(signed(p.position_bits)), "pos_write": In(1),
             "gap": In(1), "md_clear": In(1), "view_slot": In(sb),
         })
 
@@ -112,12 +142,12 @@ class RiskProps(wiring.Component):
                                     & (v.payload.order.kind == OrderKind.NEW))
         if self.props == "pipeline":
             self._pipeline(m, gate, accepted_new)
-        elif self.props == "limits":
-            self._limits(m, gate, accepted_new)
         else:
-            # A negative control: orders *can* be accepted, so this must fail. Were it to
-            # pass, the assumptions would exclude every interesting run, and the proofs
-            # above would be vacuous.
+            self._limits(m, gate, accepted_new)
+        if self.props == "control":
+            # A negative control: orders *can* be accepted, also under the invariants the
+            # bounded sets assume, so this must fail. Were it to pass, the assumptions
+            # would exclude every interesting run, and the proofs would be vacuous.
             m.d.comb += Assert(~accepted_new)
         return m
 
@@ -143,21 +173,29 @@ class RiskProps(wiring.Component):
             m.d.comb += [Assert(~kill_d),
                          Assert(~kill_slots_d.bit_select(v.payload.order.slot, 1))]
 
-    # -- the committed limits and the position limits ------------------------------------
-    def _limits(self, m: Module, gate: RiskGate, accepted_new) -> None:
+    # -- the committed limits, the position limits and the accounting -------------------------
+    def _limits(self, m: Module, gate: RiskGate, accepted_new) -> None:  # noqa: PLR0915
         p = self.p
         n = p.slots
-        LIM = limits_layout()
-        GLOB = global_layout()
+        props = self.props
+        LIM = limits_layout(p)
+        GLOB = global_layout(p)
+        PX = p.price_bits
         v = gate.verdicts
         vo = v.payload.order
-        # Multiplier equivalence is what SMT solvers are worst at: a 32 x 32 product checked
-        # against another ran for hours. The operands of the products (shares, prices, the
-        # collar) are bounded to VALUE_BITS here; limits, positions and open shares keep their
-        # full widths. The full-width arithmetic is covered by the 1M-order randomized run.
-        for x in (self.o.shares, self.o.price, self.md.bid_px, self.md.ask_px,
-                  self.lim_row.ref_px, self.lim_row.collar, self.r.shares):
-            m.d.comb += Assume(x < (1 << VALUE_BITS))
+
+        # Invariants: asserted (proven) by ``accounting``, assumed by the others.
+        inv = Assert if props == "accounting" else Assume
+
+        # What was presented, carried to its verdict; the verdict is for that order.
+        order_d = [Signal(order_layout(p), name=f"h_order_d{i}") for i in range(LATENCY)]
+        valid_d = [Signal(name=f"h_valid_d{i}") for i in range(LATENCY)]
+        m.d.sync += [order_d[0].eq(self.o), valid_d[0].eq(self.o_valid)]
+        for i in range(1, LATENCY):
+            m.d.sync += [order_d[i].eq(order_d[i - 1]), valid_d[i].eq(valid_d[i - 1])]
+        m.d.comb += inv(v.valid == valid_d[-1])
+        with m.If(v.valid):
+            m.d.comb += inv(vo.as_value() == order_d[-1].as_value())
 
         # The committed set as the host's writes define it (docs/risk.md, "Limits").
         shadow = Array(Signal(LIM, name=f"h_shadow{s}") for s in range(n))
@@ -165,6 +203,7 @@ class RiskProps(wiring.Component):
         g_shadow = Signal(GLOB)
         g_active = Signal(GLOB)
         busy = Signal(range(n + 2))
+        bank = Signal()
         with m.If(busy != 0):
             m.d.sync += busy.eq(busy - 1)
         with m.Elif(self.lim_store):
@@ -172,15 +211,16 @@ class RiskProps(wiring.Component):
         with m.If(self.glob_store):
             m.d.sync += g_shadow.eq(self.glob_row)
         with m.If(self.commit & (busy == 0)):
-            m.d.sync += [busy.eq(n + 1),
+            m.d.sync += [busy.eq(n + 1), bank.eq(~bank),
                          g_active.eq(Mux(self.glob_store, self.glob_row, g_shadow))]
             for s in range(n):
                 stored = self.lim_store & (self.lim_slot == s)
                 m.d.sync += active[s].eq(Mux(stored, self.lim_row, shadow[s]))
+        # Invariant: the gate's bank and busy outputs follow the host's commits.
+        m.d.comb += [inv(gate.bank == bank), inv(gate.busy == (busy != 0))]
 
         # Market data as the order saw it at presentation (a same-cycle update counts).
-        MKT = data.StructLayout({"valid": 1, "bid_px": PRICE_BITS, "ask_px": PRICE_BITS,
-                                 "stale": 1})
+        MKT = data.StructLayout({"valid": 1, "bid_px": PX, "ask_px": PX, "stale": 1})
         market = Array(Signal(MKT, name=f"h_md{s}") for s in range(n))
         with m.If(self.md_valid):
             m.d.sync += [market[self.md.slot].valid.eq(1),
@@ -193,10 +233,11 @@ class RiskProps(wiring.Component):
             m.d.comb += [seen.valid.eq(1), seen.bid_px.eq(self.md.bid_px),
                          seen.ask_px.eq(self.md.ask_px), seen.stale.eq(self.md.stale)]
 
-        # What each order was presented with, carried to its verdict.
-        lim_d = [Signal(LIM, name=f"lim_d{i}") for i in range(LATENCY)]
-        glob_d = [Signal(GLOB, name=f"glob_d{i}") for i in range(LATENCY)]
-        mkt_d = [Signal(MKT, name=f"mkt_d{i}") for i in range(LATENCY)]
+        # Each order's limits, globals and market, captured at presentation (a commit in the
+        # same cycle takes effect after it), carried to its verdict.
+        lim_d = [Signal(LIM, name=f"h_lim_d{i}") for i in range(LATENCY)]
+        glob_d = [Signal(GLOB, name=f"h_glob_d{i}") for i in range(LATENCY)]
+        mkt_d = [Signal(MKT, name=f"h_mkt_d{i}") for i in range(LATENCY)]
         m.d.sync += [lim_d[0].eq(active[self.o.slot]), glob_d[0].eq(g_active),
                      mkt_d[0].eq(seen)]
         for i in range(1, LATENCY):
@@ -204,24 +245,33 @@ class RiskProps(wiring.Component):
                          mkt_d[i].eq(mkt_d[i - 1])]
         lim, glob, mkt = lim_d[-1], glob_d[-1], mkt_d[-1]
 
-        mid_ok = mkt.valid & (mkt.bid_px != 0) & (mkt.ask_px != 0) & ~mkt.stale
-        ref = Signal(PRICE_BITS + 1)
-        m.d.comb += ref.eq(Mux(mid_ok, (mkt.bid_px + mkt.ask_px) >> 1, lim.ref_px))
-        dist = Signal(signed(PRICE_BITS + 2))
-        m.d.comb += dist.eq(_signed(vo.price) - _signed(ref))
-        absd = Signal(PRICE_BITS + 1)
-        m.d.comb += absd.eq(Mux(dist < 0, -dist, dist))
-        with m.If(accepted_new):
-            m.d.comb += [
-                Assert(lim.enable),
-                Assert((vo.shares != 0) & (vo.price != 0)),
-                Assert(vo.shares <= lim.max_shares),
-                Assert(lim.collar_mode != 3),
-            ]
-            with m.If(lim.collar_mode != Collar.OFF):
-                m.d.comb += Assert(ref != 0)
-            if self.arith:
-                m.d.comb += Assert(vo.shares * vo.price <= lim.max_notional)
+        if props == "limits":
+            with m.If(accepted_new):
+                m.d.comb += [
+                    Assert(lim.enable),
+                    Assert((vo.shares != 0) & (vo.price != 0)),
+                    Assert(vo.shares <= lim.max_shares),
+                    Assert(lim.collar_mode != 3),
+                ]
+                with m.If(lim.collar_mode != Collar.OFF):
+                    m.d.comb += Assert(self._reference(m, lim, mkt) != 0)
+
+        if props == "notional":
+            # The product of the order as presented (the verdict is for it, see above).
+            prod_d = [Signal(p.notional_bits, name=f"h_notional_d{i}") for i in range(LATENCY)]
+            m.d.sync += prod_d[0].eq(self.o.shares * self.o.price)
+            for i in range(1, LATENCY):
+                m.d.sync += prod_d[i].eq(prod_d[i - 1])
+            with m.If(accepted_new):
+                m.d.comb += Assert(prod_d[-1] <= lim.max_notional)
+
+        if props == "collar":
+            ref = self._reference(m, lim, mkt)
+            dist = Signal(signed(PX + 2))
+            m.d.comb += dist.eq(_signed(vo.price) - _signed(ref))
+            absd = Signal(PX + 1)
+            m.d.comb += absd.eq(Mux(dist < 0, -dist, dist))
+            with m.If(accepted_new):
                 with m.If(lim.collar_mode == Collar.TICKS):
                     m.d.comb += Assert(absd <= lim.collar * p.tick)
                 with m.If(lim.collar_mode == Collar.BPS):
@@ -230,42 +280,80 @@ class RiskProps(wiring.Component):
         # Exposure, from what left the gate and what came back. The gate decided the
         # verdict leaving now one cycle ago, against the state before that cycle's report
         # and position write: the harness applies those one cycle late to compare alike.
-        pos = Array(Signal(signed(POSITION_BITS + 4), name=f"h_pos{s}") for s in range(n))
-        opn = [Array(Signal(OPEN_BITS + 2, name=f"h_open{side}{s}") for s in range(n))
+        PB, OB, CB = p.position_bits, p.open_bits, p.count_bits
+        pos = Array(Signal(signed(PB + 4), name=f"h_pos{s}") for s in range(n))
+        opn = [Array(Signal(OB + 2, name=f"h_open{side}{s}") for s in range(n))
                for side in range(2)]
-        open_orders = Signal(COUNT_BITS + 2)
+        open_orders = Signal(CB + 2)
         r_d = Signal(report_layout(p))
         rv_d = Signal()
         pw_d = Signal()
         ps_d = Signal(p.slot_bits)
-        pv_d = Signal(signed(POSITION_BITS))
+        pv_d = Signal(signed(PB))
         m.d.sync += [r_d.eq(self.r), rv_d.eq(self.r_valid), pw_d.eq(self.pos_write),
                      ps_d.eq(self.pos_slot), pv_d.eq(self.pos_value)]
-        with m.If(accepted_new):
-            with m.If(vo.side == Side.BUY):
-                m.d.comb += Assert(pos[vo.slot] + opn[0][vo.slot] + vo.shares <= lim.max_long)
-            with m.Else():
-                m.d.comb += Assert(_signed(opn[1][vo.slot]) + vo.shares - pos[vo.slot]
-                                   <= lim.max_short)
-            m.d.comb += Assert(open_orders < glob.max_open)
-        top = (1 << OPEN_BITS) - 1
+        top = (1 << OB) - 1
         for side in range(2):
             for s in range(n):
                 cur = _signed(opn[side][s])
                 add = Mux(accepted_new & (vo.side == side) & (vo.slot == s), vo.shares, 0)
                 sub = Mux(rv_d & (r_d.side == side) & (r_d.slot == s), r_d.shares, 0)
-                nxt = Signal(signed(OPEN_BITS + 4), name=f"h_next{side}{s}")
+                nxt = Signal(signed(OB + 4), name=f"h_next{side}{s}")
                 m.d.comb += nxt.eq(cur + add - sub)
                 m.d.sync += opn[side][s].eq(Mux(nxt < 0, 0, Mux(nxt > top, top, nxt)))
-        pmin, pmax = -(1 << (POSITION_BITS - 1)), (1 << (POSITION_BITS - 1)) - 1
+        pmin, pmax = -(1 << (PB - 1)), (1 << (PB - 1)) - 1
         for s in range(n):
-            fill = Signal(signed(POSITION_BITS + 4), name=f"h_fill{s}")
+            fill = Signal(signed(PB + 4), name=f"h_fill{s}")
             m.d.comb += fill.eq(pos[s] + Mux(r_d.side == Side.BUY, r_d.shares, -r_d.shares))
             with m.If(pw_d & (ps_d == s)):
                 m.d.sync += pos[s].eq(pv_d)
             with m.Elif(rv_d & (r_d.kind == ReportKind.FILL) & (r_d.slot == s)):
                 m.d.sync += pos[s].eq(Mux(fill < pmin, pmin, Mux(fill > pmax, pmax, fill)))
-        cnt = Signal(signed(COUNT_BITS + 4))
+        cnt = Signal(signed(CB + 4))
         m.d.comb += cnt.eq(_signed(open_orders) + accepted_new - (rv_d & r_d.done))
-        cmax = (1 << COUNT_BITS) - 1
+        cmax = (1 << CB) - 1
         m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
+
+        # The gate's state as of the cycle before the harness's (the lag above). Invariant:
+        # its open-order count. The property of ``accounting``: the exposure it shows of the
+        # symbol selected by view_slot (a register: the one selected a cycle before).
+        oo_d = Signal(CB)
+        m.d.sync += oo_d.eq(gate.open_orders)
+        m.d.comb += inv(open_orders == oo_d)
+        if props == "accounting":
+            vs_d = Signal(p.slot_bits)
+            m.d.sync += vs_d.eq(self.view_slot)
+            m.d.comb += [Assert(gate.view_position == pos[vs_d]),
+                         Assert(gate.view_open_buy == opn[0][vs_d]),
+                         Assert(gate.view_open_sell == opn[1][vs_d])]
+        if props in ("accounting", "position", "control"):
+            # Invariant: the gate's exposure registers, a cycle late, are the harness's.
+            ex = gate.exposure
+            for s in range(n):
+                g_pos = Signal(signed(PB), name=f"h_gate_pos{s}")
+                g_buy = Signal(OB, name=f"h_gate_buy{s}")
+                g_sell = Signal(OB, name=f"h_gate_sell{s}")
+                m.d.sync += [g_pos.eq(ex.position[s]), g_buy.eq(ex.open_buy[s]),
+                             g_sell.eq(ex.open_sell[s])]
+                m.d.comb += [inv(pos[s] == g_pos), inv(opn[0][s] == g_buy),
+                             inv(opn[1][s] == g_sell)]
+
+        if props == "limits":
+            with m.If(accepted_new):
+                m.d.comb += Assert(open_orders < glob.max_open)
+        if props == "position":
+            with m.If(accepted_new):
+                with m.If(vo.side == Side.BUY):
+                    m.d.comb += Assert(pos[vo.slot] + opn[0][vo.slot] + vo.shares
+                                       <= lim.max_long)
+                with m.Else():
+                    m.d.comb += Assert(_signed(opn[1][vo.slot]) + vo.shares - pos[vo.slot]
+                                       <= lim.max_short)
+
+    def _reference(self, m: Module, lim, mkt):
+        """The collar's reference as the harness derives it: the BBO mid when both sides are
+        there and the book is not stale, else the host's ``ref_px`` (0: none)."""
+        mid_ok = mkt.valid & (mkt.bid_px != 0) & (mkt.ask_px != 0) & ~mkt.stale
+        ref = Signal(self.p.price_bits + 1, name="h_ref")
+        m.d.comb += ref.eq(Mux(mid_ok, (mkt.bid_px + mkt.ask_px) >> 1, lim.ref_px))
+        return ref

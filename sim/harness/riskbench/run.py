@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.risk.params import POSITION_BITS, Reason, RiskParams
+from hw.risk.params import Reason, RiskParams
 from sim.harness.build import HarnessError
 from sim.harness.riskbench.builder import Driver, build_driver
 from sim.harness.riskbench.stimulus import (
@@ -189,7 +189,8 @@ class GateBench:
             raise DriverError(f"{final}: {len(raw)} bytes, want {size * (slots + 1)}")
         snaps = [self.layout.decode_snapshot(raw[i * size:(i + 1) * size])
                  for i in range(slots + 1)]
-        state = {"slots": [(_signed(s["view_position"], POSITION_BITS), s["view_open_buy"],
+        pb = self.params.position_bits
+        state = {"slots": [(_signed(s["view_position"], pb), s["view_open_buy"],
                             s["view_open_sell"]) for s in snaps[1:]]}
         state.update({k: snaps[0][k] for k in FINAL_GLOBALS})
         return Observed(summary["cycles"], got["cycle"], got["payload"], state, seconds,

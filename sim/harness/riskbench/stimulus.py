@@ -28,7 +28,6 @@ import numpy as np
 from amaranth.lib import data
 
 from hw.risk.params import (
-    POSITION_BITS,
     Reason,
     RiskParams,
     global_layout,
@@ -133,15 +132,16 @@ class CycleEncoder:
         self.order = _fields(order_layout(params), L.bit("order"))
         self.report = _fields(report_layout(params), L.bit("report"))
         self.md = _fields(md_layout(params), L.bit("md"))
-        self.lim_row = _fields(limits_layout(), L.bit("lim_row"))
-        self.glob_row = _fields(global_layout(), L.bit("glob_row"))
+        self.lim_row = _fields(limits_layout(params), L.bit("lim_row"))
+        self.glob_row = _fields(global_layout(params), L.bit("glob_row"))
         self.kill_slots = (L.bit("kill_slots"), params.slots)
         self.lim_slot = (L.bit("lim_slot"), params.slot_bits)
         self.pos_slot = (L.bit("pos_slot"), params.slot_bits)
         self.pos_value = L.bit("pos_value")
+        self.position_bits = params.position_bits
         for name, layout in (("order", order_layout(params)), ("report", report_layout(params)),
-                             ("md", md_layout(params)), ("lim_row", limits_layout()),
-                             ("glob_row", global_layout())):
+                             ("md", md_layout(params)), ("lim_row", limits_layout(params)),
+                             ("glob_row", global_layout(params))):
             if L.inputs[name].port.width != layout.size:
                 raise StimulusError(f"port {name} is {L.inputs[name].port.width} bits, its "
                                     f"layout {layout.size}: driver built for other params?")
@@ -175,11 +175,12 @@ class CycleEncoder:
         if c.pos_write is not None:
             s, value = c.pos_write
             shift, width = self.pos_slot
-            lo, hi = -(1 << (POSITION_BITS - 1)), 1 << (POSITION_BITS - 1)
+            pb = self.position_bits
+            lo, hi = -(1 << (pb - 1)), 1 << (pb - 1)
             if s >> width or not lo <= value < hi:
                 raise StimulusError(f"pos_write {c.pos_write} does not fit")
             v |= self.pos_write | s << shift \
-                | (value & ((1 << POSITION_BITS) - 1)) << self.pos_value
+                | (value & ((1 << pb) - 1)) << self.pos_value
         if c.gap:
             v |= self.gap
         if c.md_clear:

@@ -22,9 +22,6 @@ from amaranth.lib.wiring import In, Out
 
 from hw.risk.gate import RiskGate
 from hw.risk.params import (
-    COUNT_BITS,
-    OPEN_BITS,
-    POSITION_BITS,
     RiskParams,
     global_layout,
     limits_layout,
@@ -43,7 +40,8 @@ class RiskBench(wiring.Component):
     """:class:`RiskGate` with flat ports; see the module docstring.
 
     Every port is unsigned, ``pos_value`` and ``view_position`` included: they carry the
-    48-bit two's complement of the gate's signed values, which is what a byte copy wants.
+    two's complement of the gate's signed values (48 bits at the default widths), which is
+    what a byte copy wants.
     """
 
     def __init__(self, params: RiskParams):
@@ -54,17 +52,17 @@ class RiskBench(wiring.Component):
             "report_valid": In(1), "report": In(report_layout(p).size),
             "md_valid": In(1), "md": In(md_layout(p).size),
             "kill": In(1), "kill_slots": In(p.slots),
-            "lim_store": In(1), "lim_slot": In(sb), "lim_row": In(limits_layout().size),
-            "glob_store": In(1), "glob_row": In(global_layout().size),
+            "lim_store": In(1), "lim_slot": In(sb), "lim_row": In(limits_layout(p).size),
+            "glob_store": In(1), "glob_row": In(global_layout(p).size),
             "commit": In(1), "clear_error": In(1),
-            "pos_write": In(1), "pos_slot": In(sb), "pos_value": In(POSITION_BITS),
+            "pos_write": In(1), "pos_slot": In(sb), "pos_value": In(p.position_bits),
             "gap": In(1), "md_clear": In(1),
             "view_slot": In(sb),
             "verdict_valid": Out(1), "verdict": Out(verdict_layout(p).size),
             "busy": Out(1), "store_error": Out(1), "bank": Out(1), "gap_pending": Out(1),
-            "view_position": Out(POSITION_BITS),
-            "view_open_buy": Out(OPEN_BITS), "view_open_sell": Out(OPEN_BITS),
-            "open_orders": Out(COUNT_BITS), "bucket": Out(COUNT_BITS),
+            "view_position": Out(p.position_bits),
+            "view_open_buy": Out(p.open_bits), "view_open_sell": Out(p.open_bits),
+            "open_orders": Out(p.count_bits), "bucket": Out(p.count_bits),
             "last_token_host": Out(p.token_bits), "last_token_trigger": Out(p.token_bits),
         })
 
