@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -56,7 +56,7 @@ from hw.risk.params import (
 )
 
 
-def _signed(value):
+def signed_wider(value: Value) -> Value:
     """``value`` (unsigned) as a signed value one bit wider: differences then go negative
     instead of wrapping around."""
     return Cat(value, Const(0, 1)).as_signed()
@@ -230,7 +230,7 @@ class RiskGate(wiring.Component):
         long_sum = Signal(signed(PB + 3))
         short_sum = Signal(signed(PB + 3))
         m.d.comb += [long_sum.eq(pos + ob + s2.shares),
-                     short_sum.eq(_signed(os_) + s2.shares - pos)]
+                     short_sum.eq(signed_wider(os_) + s2.shares - pos)]
         killed_slot = Signal()
         m.d.comb += killed_slot.eq(self.kill_slots.bit_select(slot, 1))
 
@@ -295,8 +295,9 @@ class RiskGate(wiring.Component):
             m.d.comb += same.eq(a_here & r_here & (rep.slot == slot))
             v_new = Signal(signed(OB + 2), name=f"v_{side.name.lower()}")
             r_new = Signal(signed(OB + 2), name=f"rn_{side.name.lower()}")
-            m.d.comb += [v_new.eq(_signed(table[slot]) + s2.shares - Mux(same, rep.shares, 0)),
-                         r_new.eq(_signed(table[rep.slot]) - rep.shares)]
+            m.d.comb += [v_new.eq(signed_wider(table[slot]) + s2.shares
+                                  - Mux(same, rep.shares, 0)),
+                         r_new.eq(signed_wider(table[rep.slot]) - rep.shares)]
             with m.If(r_here & ~same):
                 m.d.sync += table[rep.slot].eq(clamp_open(r_new))
             with m.If(a_here):
@@ -315,7 +316,7 @@ class RiskGate(wiring.Component):
             m.d.sync += position[self.pos_slot].eq(self.pos_value)
 
         cnt = Signal(signed(CB + 2))
-        m.d.comb += cnt.eq(_signed(open_orders) + accept - (rv & rep.done))
+        m.d.comb += cnt.eq(signed_wider(open_orders) + accept - (rv & rep.done))
         cmax = (1 << CB) - 1
         m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
 
@@ -330,7 +331,7 @@ class RiskGate(wiring.Component):
             with m.Else():
                 m.d.sync += rate_ctr.eq(rate_ctr + 1)
             b = Signal(signed(CB + 2))
-            m.d.comb += b.eq(_signed(bucket) + refill - accept)
+            m.d.comb += b.eq(signed_wider(bucket) + refill - accept)
             m.d.sync += bucket.eq(Mux(b < 0, 0, Mux(b > g.rate_burst, g.rate_burst, b)))
         with m.Else():
             m.d.sync += [rate_ctr.eq(0), bucket.eq(g.rate_burst)]

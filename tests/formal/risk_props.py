@@ -51,11 +51,11 @@ widths: ``risk_accounting_full``.)
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Assert, Assume, Cat, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Array, Assert, Assume, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from hw.risk.gate import RiskGate
+from hw.risk.gate import RiskGate, signed_wider
 from hw.risk.params import (
     Collar,
     OrderKind,
@@ -82,10 +82,6 @@ NARROW_PARAMS = RiskParams(slots=2, tick=3, token_bits=8, shares_bits=5, price_b
                            limit_bits=7, collar_bits=6, count_bits=4)
 
 SETS = ("pipeline", "accounting", "limits", "notional", "collar", "position", "control")
-
-
-def _signed(value):
-    return Cat(value, Const(0, 1)).as_signed()
 
 
 class RiskProps(wiring.Component):
@@ -268,7 +264,7 @@ class RiskProps(wiring.Component):
         if props == "collar":
             ref = self._reference(m, lim, mkt)
             dist = Signal(signed(PX + 2))
-            m.d.comb += dist.eq(_signed(vo.price) - _signed(ref))
+            m.d.comb += dist.eq(signed_wider(vo.price) - signed_wider(ref))
             absd = Signal(PX + 1)
             m.d.comb += absd.eq(Mux(dist < 0, -dist, dist))
             with m.If(accepted_new):
@@ -295,7 +291,7 @@ class RiskProps(wiring.Component):
         top = (1 << OB) - 1
         for side in range(2):
             for s in range(n):
-                cur = _signed(opn[side][s])
+                cur = signed_wider(opn[side][s])
                 add = Mux(accepted_new & (vo.side == side) & (vo.slot == s), vo.shares, 0)
                 sub = Mux(rv_d & (r_d.side == side) & (r_d.slot == s), r_d.shares, 0)
                 nxt = Signal(signed(OB + 4), name=f"h_next{side}{s}")
@@ -310,7 +306,7 @@ class RiskProps(wiring.Component):
             with m.Elif(rv_d & (r_d.kind == ReportKind.FILL) & (r_d.slot == s)):
                 m.d.sync += pos[s].eq(Mux(fill < pmin, pmin, Mux(fill > pmax, pmax, fill)))
         cnt = Signal(signed(CB + 4))
-        m.d.comb += cnt.eq(_signed(open_orders) + accepted_new - (rv_d & r_d.done))
+        m.d.comb += cnt.eq(signed_wider(open_orders) + accepted_new - (rv_d & r_d.done))
         cmax = (1 << CB) - 1
         m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
 
@@ -347,7 +343,7 @@ class RiskProps(wiring.Component):
                     m.d.comb += Assert(pos[vo.slot] + opn[0][vo.slot] + vo.shares
                                        <= lim.max_long)
                 with m.Else():
-                    m.d.comb += Assert(_signed(opn[1][vo.slot]) + vo.shares - pos[vo.slot]
+                    m.d.comb += Assert(signed_wider(opn[1][vo.slot]) + vo.shares - pos[vo.slot]
                                        <= lim.max_short)
 
     def _reference(self, m: Module, lim, mkt):
