@@ -20,8 +20,9 @@ from hw.book.engine import COUNTERS, BookEngine
 from hw.book.params import AlertReason, BookParams
 from hw.events import EventKind
 from hw.itch.decoder import ItchDecoder
+from proto import itch
 from sim.model.book import BookModel
-from tests.book_streams import hostile_stream
+from tests.book_streams import directory, hostile_stream
 
 SEED = int(os.environ.get("WIRESPEED_SEED", random.randrange(1 << 30)))
 WHERE = f"(seed {SEED}; rerun with WIRESPEED_SEED={SEED})"
@@ -229,3 +230,61 @@ def test_overflow_is_counted_and_marks_books_stale():
     assert (AlertReason.FIFO_OVERFLOW, 0xFF) in alerts, WHERE
     for slot, _, _, _ in SUBS:
         assert views[slot]["stale"] & AlertReason.FIFO_OVERFLOW.bit, WHERE
+
+
+def _add(ref: int, side: bytes, shares: int, price: int, loc: int = 11) -> bytes:
+    return itch.encode("A", stock_locate=loc, tracking_number=0, timestamp=1, order_ref=ref,
+                       side=side, shares=shares, stock=b"AAA     ", price=price)
+
+
+def _replace(orig: int, new: int, shares: int, price: int, loc: int = 11) -> bytes:
+    return itch.encode("U", stock_locate=loc, tracking_number=0, timestamp=1,
+                       original_ref=orig, new_ref=new, shares=shares, price=price)
+
+
+#: Slot 0 on AAA with a host base: the window is 10000..16300, so 20000 is outside it.
+BASED = [(0, "AAA", 11, 10_000)]
+OUTSIDE = 20_000
+
+
+@pytest.mark.parametrize("case", ["best_empties", "best_unchanged"])
+def test_replace_onto_a_live_reference_held_outside_the_window(case):
+    """A U whose new reference is live but held outside the window ends with a removal step
+    that touches no level. The BBO event must still compare the state before the U's first
+    step with the state after its last: found by the cocotb fault stream (seed 23797692),
+    where the engine compared against zeros, so it raised an event for an unchanged BBO, and
+    missed one when the U emptied the best level."""
+    msgs = [directory(11, "AAA"),
+            _add(1, b"S", 70, OUTSIDE)]             # held, outside the window (WINDOW)
+    if case == "best_empties":                      # the book empties: all zeros after
+        msgs += [_add(2, b"S", 25, 12_000),         # the best ask
+                 _replace(2, 1, 41, OUTSIDE)]       # best ask empties; new ref 1 is held
+    else:                                           # a bid, so the BBO is not all zero
+        msgs += [_add(3, b"B", 40, 11_000),
+                 _add(4, b"S", 10, 12_000),         # the best ask
+                 _add(2, b"S", 25, 13_000),         # below the best ask: no BBO change
+                 _replace(2, 1, 41, OUTSIDE)]       # the BBO does not change
+    for spacing in (lambda i: 12, lambda i: 0 if i < len(msgs) - 1 else 12):
+        events, counters = compare(SMALL, BASED, msgs, spacing=spacing)
+        assert counters["book_add_live_ref"] == 1 and counters["book_window"] == 2, WHERE
+        bbo = [f for _, f in events[EventKind.BBO]]
+        if case == "best_empties":
+            assert (bbo[-1]["ask_px"], bbo[-1]["ask_sz"]) == (0, 0), WHERE
+        else:
+            assert (bbo[-1]["ask_px"], bbo[-1]["ask_sz"]) == (12_000, 10), WHERE
+
+
+@pytest.mark.parametrize("then", ["D", "E", "U"])
+def test_order_added_outside_the_window_is_found_by_the_next_op(then):
+    """An add outside the window takes no step: it writes its table set in LOOKUP, in the
+    very cycle the next op (queued behind it) reads that set. The read must see the write,
+    or the next op on the same reference finds it unknown: found by the cocotb fault stream
+    (seed 184717252, ``book_unknown_ref`` one too many)."""
+    nxt = {"D": itch.encode("D", stock_locate=11, tracking_number=0, timestamp=1, order_ref=1),
+           "E": itch.encode("E", stock_locate=11, tracking_number=0, timestamp=1, order_ref=1,
+                            executed_shares=5, match_number=7),
+           "U": _replace(1, 2, 9, 12_000)}[then]
+    msgs = [directory(11, "AAA"), _add(1, b"S", 70, OUTSIDE), nxt]
+    # Back to back: the second op waits in the FIFO while the add is looked up.
+    events, counters = compare(SMALL, BASED, msgs, spacing=lambda i: 0 if i < 2 else 12)
+    assert counters["book_unknown_ref"] == 0 and counters["book_window"] == 1, WHERE

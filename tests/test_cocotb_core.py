@@ -4,9 +4,10 @@ The core's Verilog (``hw.top.emit_verilog``) is built with Verilator through coc
 into ``build/cocotb/`` once: a later run re-emits the Verilog (left untouched when unchanged),
 Verilator skips identical inputs and make finds nothing to do. Each cocotb test of
 ``tests/cocotb/ingress_bench.py`` (the ingress against its model) and
-``tests/cocotb/book_bench.py`` (ingress, decoder and book against the book model) then runs in
-its own simulator process, so a failure names its test and the tests can share pytest-xdist
-workers.
+``tests/cocotb/book_bench.py`` (ingress, decoder and book against the book model) and
+``tests/cocotb/orders_bench.py`` (triggers and host orders through the risk gate to TX, the
+exchange simulator's replies back, positions) then runs in its own simulator process, so a
+failure names its test and the tests can share pytest-xdist workers.
 
 ``WIRESPEED_SEED=<n>`` replays a run; the seed is printed either way. Results, including the
 failure messages, are in ``build/cocotb/<test>/results.xml``. ``WAVES=1`` (read by cocotb's
@@ -37,6 +38,7 @@ BENCHES = {
     "tests.cocotb.ingress_bench": ("single_line_with_idle_cycles", "two_lines_cycle_exact",
                                    "sequence_reset_relocks", "identity_block"),
     "tests.cocotb.book_bench": ("book_day_against_model", "book_fault_stream"),
+    "tests.cocotb.orders_bench": ("orders_day_closed_loop",),
 }
 COCOTB_TESTS = tuple((bench, name) for bench, names in BENCHES.items() for name in names)
 #: Amaranth's Verilog is full of width-extension lint that means nothing here.
@@ -108,13 +110,11 @@ def _outcome(results: Path, name: str) -> list[str]:
     return out
 
 
-#: Open bug (issue 3): with a packet lost on both lines, the core and the book model disagree
-#: on these seeds (an extra BBO event after the gap; book_unknown_ref off by one). About one
-#: random seed in five fails, so until it is fixed the random run of book_fault_stream uses a
-#: seed that passes, and the failing seeds are kept as strict expected failures: they turn
-#: into errors the day the bug is fixed, and the fix then removes this table.
-KNOWN_BAD = {"book_fault_stream": (23797692, 184717252)}
-FALLBACK_SEED = {"book_fault_stream": 285297028}
+#: Seeds that found bugs, run on every test run as regressions. Both were book engine bugs
+#: that only a U or an add on an order held outside the window reached (docs/book.md §4):
+#: 23797692 a BBO event compared against zeros, 184717252 a table read that missed the write
+#: of the cycle before. Directed unit tests in tests/test_book_engine.py pin each one down.
+REGRESSION_SEEDS = {"book_fault_stream": (23797692, 184717252)}
 
 
 def _run(runner, bench: str, name: str, seed: int, run_dir: Path | None = None) -> None:
@@ -135,14 +135,11 @@ def _run(runner, bench: str, name: str, seed: int, run_dir: Path | None = None) 
 @pytest.mark.slow
 @pytest.mark.parametrize(("bench", "name"), COCOTB_TESTS, ids=[n for _, n in COCOTB_TESTS])
 def test_core(runner, bench: str, name: str) -> None:
-    seed = SEED if "WIRESPEED_SEED" in os.environ else FALLBACK_SEED.get(name, SEED)
-    _run(runner, bench, name, seed)
+    _run(runner, bench, name, SEED)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open bug: core and book model disagree after a gap "
-                   "on both lines (issue 3)")
-@pytest.mark.parametrize("seed", KNOWN_BAD["book_fault_stream"])
-def test_book_fault_stream_known_bad_seed(runner, seed: int) -> None:
+@pytest.mark.parametrize("seed", REGRESSION_SEEDS["book_fault_stream"])
+def test_book_fault_stream_regression_seed(runner, seed: int) -> None:
     _run(runner, "tests.cocotb.book_bench", "book_fault_stream", seed,
          BUILD / f"book_fault_stream-{seed}")   # its own folder: xdist runs these in parallel

@@ -294,7 +294,10 @@ class BookEngine(wiring.Component):
         m.submodules.words = words = Memory(shape=32, depth=n * 2 * p.words, init=[])
         m.submodules.slotmem = slotmem = Memory(shape=SLOT, depth=n, init=[])
         m.submodules.trades = trades = Memory(shape=TradeStats, depth=n, init=[])
-        o_rd, o_wr = orders.read_port(), orders.write_port()
+        # An add that ends in LOOKUP (outside the window: no step) writes its set in the same
+        # cycle as the next op's table read: that read must see the write.
+        o_wr = orders.write_port()
+        o_rd = orders.read_port(transparent_for=(o_wr,))
         l_rd, l_wr = levels.read_port(), levels.write_port()
         w_rd, w_wr = words.read_port(), words.write_port()
         s_rd, s_wr = slotmem.read_port(), slotmem.write_port()
@@ -696,11 +699,14 @@ class BookEngine(wiring.Component):
             m.d.sync += [pend.eq(1), pend_after.eq(after_tuple)]
 
         # End of message: the pending slot's event, if its BBO changed over the run of steps.
-        # In APPLY the run's "before" is this cycle's (its register loads at this edge).
+        # A level step in APPLY computes the run's "before" this cycle (its register loads at
+        # this edge). A step without a level (a trade, or the removal of an order held outside
+        # the window, as a U whose new reference is such an order ends) leaves the run's
+        # "before" in its register.
         fin_before = Signal(TUPLE)
         fin_after = Signal(TUPLE)
         m.d.comb += [
-            fin_before.eq(Mux(state == S_APPLY, before_tuple, pend_before)),
+            fin_before.eq(Mux((state == S_APPLY) & st.level, before_tuple, pend_before)),
             fin_after.eq(Mux(step_done, after_tuple, pend_after)),
         ]
         m.d.comb += bbo_payload(final_ev, Mux(step_done, st.slot, pend_slot), fin_after,
