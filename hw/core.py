@@ -301,6 +301,8 @@ class Core(wiring.Component):
 
         wiring.connect(m, gate.verdicts, enc.verdicts)
         m.d.comb += [
+            # The gate accepts only what the encoder's FIFO can still take (EGRESS_FULL).
+            gate.egress_space.eq(enc.space),
             ret.verdicts.valid.eq(v.valid), ret.verdicts.payload.eq(v.payload),
             enc.name_slot.eq(csr.sub_slot), enc.name_value.eq(Cat(csr.sub_name_lo,
                                                                   csr.sub_name_hi)),
@@ -313,7 +315,7 @@ class Core(wiring.Component):
         ]
         count("tx_orders", enc.inc_orders)
         count("tx_cancels", enc.inc_cancels)
-        count("tx_overflow", enc.inc_overflow)
+        count("tx_overflow", enc.inc_overflow)      # never: the gate checks egress_space
 
         m.d.comb += [
             ret.rx.tdata.eq(self.s_axis_oe_rx_tdata), ret.rx.tkeep.eq(self.s_axis_oe_rx_tkeep),

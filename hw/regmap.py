@@ -377,7 +377,8 @@ def _build() -> RegisterMap:
         Counter("h2c_bad", "H2C records refused (bad magic, slot or kind)"),
         Counter("tx_orders", "OUCH enter orders sent on TX"),
         Counter("tx_cancels", "OUCH cancels sent on TX"),
-        Counter("tx_overflow", "Accepted orders the TX queue could not take"),
+        Counter("tx_overflow", "Accepted orders the TX queue could not take (should never "
+                "happen: the risk gate rejects EGRESS_FULL instead)"),
         *[Counter(f"oe_{c}", f"Order-entry return path: {c.replace('_', ' ')}",
                   wide=OE_COUNTER_WIDTHS[c] > 2) for c in OE_COUNTERS],
         # Up to one event per source per cycle: more than the default 2-bit increment.

@@ -4,7 +4,14 @@ Shared by the gate's unit test (Amaranth's simulator) and its long randomized ru
 is built to reach every reject reason often: limits that some orders breach, collars in
 both units and the reserved mode, reference prices missing, stale and empty books, tokens
 reused, kill switches flipping, commits landing while orders are in flight and while the
-post-commit copy runs, reports that over-fill.
+post-commit copy runs, reports that over-fill, and an egress queue that fills up.
+
+The egress space is that of a queue the stream models itself (fed by the verdicts that
+accept, from :attr:`RiskModel.output`, drained at a rate that changes in spells: unlimited,
+fast, as slow as OUCH packets leave, a few entries deep, stalled), and now and then a value
+below the true space (any of 0..space), so 0 and small values are frequent in the tight
+spells. (The gate's own queue arithmetic is checked by the auditor of the tests and proven
+by ``risk_egress``; this queue only makes the space realistic.)
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from hw.risk.params import OrderKind, ReportKind, RiskParams, Side, Source
+from hw.risk.params import OrderKind, Reason, ReportKind, RiskParams, Side, Source
 from sim.model.risk import Cycle, RiskModel
 
 
@@ -37,6 +44,11 @@ def random_global(rng: random.Random) -> dict:
                 max_age=rng.choice([0, 0, 100, 2000]))
 
 
+#: Egress spells: (weight, queue depth or None for unlimited, chance of a read per cycle).
+#: An OUCH enter order takes 9 cycles of the encoder (pop, build, 7 beats).
+EGRESS_SPELLS = ((50, None, 1.0), (20, 16, 1.0), (15, 16, 1 / 9), (10, 3, 0.3), (5, 16, 0.0))
+
+
 def cycles(params: RiskParams, n_orders: int, seed: int, *, model: RiskModel,
            order_rate: float = 0.7) -> Iterator[Cycle]:
     """Cycles until ``n_orders`` orders were presented, then 8 idle ones. ``model`` is the
@@ -46,6 +58,8 @@ def cycles(params: RiskParams, n_orders: int, seed: int, *, model: RiskModel,
     mids = [rng.randrange(50, 5000) * 100 for _ in range(n)]
     tokens = [0, 0]
     kill, kill_slots = False, 0
+    depth, drain, level = None, 1.0, 0
+    space_max = (1 << params.count_bits) - 1
     # Start from a configured, committed set so that orders are mostly judged on merit.
     for s in range(n):
         lim = random_limits(rng, mids[s])
@@ -116,6 +130,17 @@ def cycles(params: RiskParams, n_orders: int, seed: int, *, model: RiskModel,
             c.gap = True
         if r() < 0.01:
             c.md_clear = True
+        # Egress: the space at the start of the cycle; the verdict shown in it (if it
+        # accepts) enters the queue at its end, and one entry may leave.
+        if r() < 0.002:
+            _, depth, drain = rng.choices(EGRESS_SPELLS, [w for w, _, _ in EGRESS_SPELLS])[0]
+            level = 0 if depth is None else level
+        if depth is not None:
+            space = min(space_max, max(0, depth - level))
+            c.egress_space = space if r() > 0.05 else rng.randrange(space + 1)
+            out = model.output
+            read = level > 0 and r() < drain       # what entered this cycle stays
+            level += int(out is not None and out[1] == Reason.ACCEPTED) - int(read)
         yield c
     for _ in range(8):
         yield Cycle(kill=kill, kill_slots=kill_slots)

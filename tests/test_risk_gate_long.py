@@ -9,8 +9,8 @@ for the stream (:func:`tests.risk_streams.cycles`), the model and the comparison
 verdict's cycle, order and reason, bit for bit, and the final positions, open shares, open
 orders, bucket, tokens, bank, busy, gap and store_error. The auditor of the unit test checks
 every verdict for breaches (kill switches, size, notional, disabled symbols against the
-committed limits); it sees the model's verdicts as they are generated, which are the gate's
-once the comparison passes.
+committed limits, egress room); it sees the model's verdicts as they are generated, which
+are the gate's once the comparison passes.
 
 The remaining tests show that the comparison can fail: a model verdict altered after the
 fact, one input of one cycle altered behind the model's back (the gate must then reject an

@@ -47,12 +47,13 @@ class Proof:
     engine: str = "smtbmc z3"     #: the SymbiYosys engine line
 
 
-def _risk(props: str, *, full: bool = False):
+def _risk(props: str, *, full: bool = False, **kw):
     """A harness of ``tests/formal/risk_props.py``: its own instance for the set (the narrow
-    one but for ``pipeline``), or the default widths with ``full``."""
+    one but for ``pipeline`` and the egress sets), or the default widths with ``full``;
+    ``kw`` go to :class:`RiskProps` (``egress_depth``)."""
     def make():
         from tests.formal.risk_props import FORMAL_PARAMS, RiskProps
-        return RiskProps(props, FORMAL_PARAMS if full else None)
+        return RiskProps(props, FORMAL_PARAMS if full else None, **kw)
     return make
 
 
@@ -89,6 +90,12 @@ PROOFS = {p.name: p for p in (
     Proof("risk_control", _risk("control"), "bmc", 8,
           "negative control: claims no order is ever accepted; must FAIL", expect_fail=True,
           engine=_Z3),
+    Proof("risk_egress", _risk("egress"), "prove", 4,
+          "risk gate: an accepted order (new or cancel) never finds the 16-entry egress "
+          "queue full, whatever the queue's reads"),
+    Proof("risk_egress_control", _risk("egress_control", egress_depth=4), "bmc", 10,
+          "negative control: claims the gate never fills a 4-entry egress queue; must FAIL",
+          expect_fail=True),
 )}
 
 

@@ -22,6 +22,27 @@ Why it is shaped this way:
   time are refused and flagged (``store_error``), never half applied.
 * **Kill switches are not banked**: they are levels read at S2, so a kill written in one
   cycle rejects every verdict from the next cycle on.
+* **No accepted order can find the egress queue full.** Accepted orders *and* cancels go
+  into the OUCH encoder's FIFO (:class:`hw.oe.encoder.OrderEncoder`; a cancel becomes an
+  OUCH ``X`` message through the same FIFO), whose ``space`` (depth − level) arrives here as
+  ``egress_space``. For the order whose verdict S2 decides in cycle *t*:
+
+  - it is written into the FIFO at the end of *t* + 1 (the verdict register shows it in
+    *t* + 1, the encoder writes what it shows), so it fits if level(*t* + 1) < depth;
+  - only one write can land before it: the verdict on the output in *t* (decided in
+    *t* − 1, written at the end of *t*, not yet in level(*t*)). Let ``ahead`` be 1 if that
+    verdict accepts an order, new or cancel, else 0. Reads only lower the level, so
+    level(*t* + 1) ≤ level(*t*) + ``ahead``;
+  - the orders in P and S1 are behind it: they are written after it, and each is judged
+    in its own S2 cycle against the space and the verdict ahead of it then — so the
+    pipeline's three stages never need counting together.
+
+  Hence accept only if level(*t*) + ``ahead`` < depth, i.e. ``egress_space > ahead``; else
+  the order is rejected ``EGRESS_FULL``. It is the last check of a new order (every risk
+  check comes first, so the reason says "would have been sent") and the only check of a
+  cancel. A read in cycle *t* is not credited (the port does not show it), so a slot may be
+  refused a cycle early, never one too many. Proven for any sequence of reads by
+  ``risk_egress`` (``tests/formal/risk_props.py``).
 * **Positions count open orders at their worst case**: an accepted buy adds its shares to
   the symbol's open buys at once; execution reports (resolved to symbol and side) move
   shares from open to position (fills) or out of open (cancels, rejects). The checks use
@@ -85,6 +106,9 @@ class RiskGate(wiring.Component):
             "busy": Out(1), "store_error": Out(1), "bank": Out(1),
             "pos_slot": In(sb), "pos_value": In(signed(p.position_bits)), "pos_write": In(1),
             "gap": In(1), "md_clear": In(1), "gap_pending": Out(1),
+            # How many more orders the egress queue can take (OrderEncoder.space; saturate a
+            # deeper queue's count). Undriven it is 0: nothing is accepted (fails closed).
+            "egress_space": In(p.count_bits),
             "view_slot": In(sb),
             "view_position": Out(signed(p.position_bits)),
             "view_open_buy": Out(p.open_bits), "view_open_sell": Out(p.open_bits),
@@ -126,6 +150,13 @@ class RiskGate(wiring.Component):
         busy = Signal()
         m.d.comb += [busy.eq(copy_cnt != 0), self.busy.eq(busy), self.bank.eq(bank)]
 
+        # The global set of the next cycle: what a commit makes live, else the active one.
+        committing = Signal()
+        glob_next = Signal(GLOB)
+        m.d.comb += [committing.eq(self.commit & ~busy),
+                     glob_next.eq(Mux(committing,
+                                      Mux(self.glob_store, self.glob_row, glob_shadow),
+                                      glob_active))]
         with m.If(self.glob_store):
             m.d.sync += glob_shadow.eq(self.glob_row)
         with m.If(busy):
@@ -141,7 +172,7 @@ class RiskGate(wiring.Component):
                          lim_wr.en.eq(self.lim_store)]
             with m.If(self.commit):
                 m.d.sync += [bank.eq(~bank), copy_cnt.eq(n + 1), copy_row.eq(0),
-                             glob_active.eq(Mux(self.glob_store, self.glob_row, glob_shadow))]
+                             glob_active.eq(glob_next)]
         with m.If(self.clear_error):
             m.d.sync += self.store_error.eq(0)
 
@@ -234,10 +265,17 @@ class RiskGate(wiring.Component):
         killed_slot = Signal()
         m.d.comb += killed_slot.eq(self.kill_slots.bit_select(slot, 1))
 
+        # Egress: room for this order behind the one verdict ahead of it (module docstring).
+        ahead = Signal()
+        egress_room = Signal()
+        m.d.comb += [ahead.eq(self.verdicts.valid
+                              & (self.verdicts.payload.reason == Reason.ACCEPTED)),
+                     egress_room.eq(self.egress_space > ahead)]
+
         reason = Signal(Reason)
         f = s2_flags
         with m.If(s2.kind == OrderKind.CANCEL):
-            m.d.comb += reason.eq(Reason.ACCEPTED)
+            m.d.comb += reason.eq(Mux(egress_room, Reason.ACCEPTED, Reason.EGRESS_FULL))
         with m.Elif(self.kill):
             m.d.comb += reason.eq(Reason.KILL)
         with m.Elif(killed_slot):
@@ -266,6 +304,8 @@ class RiskGate(wiring.Component):
             m.d.comb += reason.eq(Reason.MAX_OPEN)
         with m.Elif(s2_throttle & (bucket == 0)):
             m.d.comb += reason.eq(Reason.THROTTLE)
+        with m.Elif(~egress_room):
+            m.d.comb += reason.eq(Reason.EGRESS_FULL)
         with m.Else():
             m.d.comb += reason.eq(Reason.ACCEPTED)
 
@@ -320,10 +360,15 @@ class RiskGate(wiring.Component):
         cmax = (1 << CB) - 1
         m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
 
-        # Throttle: one token every rate_period cycles up to rate_burst; full while off.
+        # Throttle: one token every rate_period cycles up to rate_burst. The bucket is full
+        # (rate_burst) while the throttle is off and from the first cycle a commit turns it
+        # on; a commit while it stays on only clamps it to the new burst (a commit never
+        # adds tokens: they come at the rate). Hence the set of the next cycle, glob_next.
         rate_ctr = Signal(32)
         g = glob_active
-        with m.If(g.rate_period != 0):
+        with m.If((g.rate_period == 0) | (glob_next.rate_period == 0)):
+            m.d.sync += [rate_ctr.eq(0), bucket.eq(glob_next.rate_burst)]
+        with m.Else():
             refill = Signal()
             with m.If(rate_ctr + 1 >= g.rate_period):
                 m.d.comb += refill.eq(1)
@@ -332,9 +377,8 @@ class RiskGate(wiring.Component):
                 m.d.sync += rate_ctr.eq(rate_ctr + 1)
             b = Signal(signed(CB + 2))
             m.d.comb += b.eq(signed_wider(bucket) + refill - accept)
-            m.d.sync += bucket.eq(Mux(b < 0, 0, Mux(b > g.rate_burst, g.rate_burst, b)))
-        with m.Else():
-            m.d.sync += [rate_ctr.eq(0), bucket.eq(g.rate_burst)]
+            m.d.sync += bucket.eq(Mux(b < 0, 0, Mux(b > glob_next.rate_burst,
+                                                    glob_next.rate_burst, b)))
 
         with m.If(self.gap):
             m.d.sync += gap_pending.eq(1)

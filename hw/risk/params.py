@@ -33,9 +33,13 @@ class Reason(enum.IntEnum):
     POSITION_SHORT = 12     #: open sells + shares − position above the short limit
     MAX_OPEN = 13           #: as many orders open as the limit allows
     THROTTLE = 14           #: the order-rate token bucket is empty
+    #: the egress (OUCH encoder) queue has no room for it; also the one reason a cancel can
+    #: get (cancels pass every risk check, but are sent through the same queue)
+    EGRESS_FULL = 15
 
 
 REASON_BITS = 4
+assert max(Reason) < 1 << REASON_BITS, "Reason outgrew REASON_BITS (verdicts, events)"
 
 
 class Collar(enum.IntEnum):

@@ -78,10 +78,13 @@ def reference(lim: dict, md: Market) -> int:
 
 
 def check(order: dict, lim: dict, glob: dict, md: Market, age: int, st: State, *,
-          kill: bool, kill_symbol: bool, tick: int) -> Reason:
-    """The verdict on ``order``: the first failing check, in :class:`Reason` order."""
+          kill: bool, kill_symbol: bool, tick: int, egress_room: bool) -> Reason:
+    """The verdict on ``order``: the first failing check, in :class:`Reason` order.
+    ``egress_room``: the egress queue can take one more order (see :class:`RiskModel`)."""
     if order["kind"] == OrderKind.CANCEL:
-        return Reason.ACCEPTED      # cancels only reduce risk; the exchange validates them
+        # Cancels only reduce risk (the exchange validates them), but they are sent through
+        # the same egress queue as new orders.
+        return Reason.ACCEPTED if egress_room else Reason.EGRESS_FULL
     s, shares, price = order["slot"], order["shares"], order["price"]
     if kill:
         return Reason.KILL
@@ -123,6 +126,8 @@ def check(order: dict, lim: dict, glob: dict, md: Market, age: int, st: State, *
         return Reason.MAX_OPEN
     if glob["rate_period"] and st.bucket == 0:
         return Reason.THROTTLE
+    if not egress_room:
+        return Reason.EGRESS_FULL
     return Reason.ACCEPTED
 
 
@@ -141,11 +146,31 @@ class Cycle:
     pos_write: tuple[int, int] | None = None      # (slot, start-of-day position)
     gap: bool = False
     md_clear: bool = False
+    #: How many more orders the egress queue (the OUCH encoder's FIFO) can take this cycle;
+    #: None: as many as the gate's port can say (2^count_bits - 1, always room).
+    egress_space: int | None = None
+
+
+def egress_space(params: RiskParams, c: Cycle) -> int:
+    """The value of the gate's ``egress_space`` port in cycle ``c`` (its None: the most the
+    port can say, ``count_bits`` ones); every driver of the gate uses this."""
+    top = (1 << params.count_bits) - 1
+    if c.egress_space is None:
+        return top
+    if not 0 <= c.egress_space <= top:
+        raise ValueError(f"egress_space {c.egress_space} does not fit {params.count_bits} bits")
+    return c.egress_space
 
 
 class RiskModel:
     """The gate, cycle by cycle. :meth:`step` takes one :class:`Cycle` and returns the
-    verdict the gate's output shows in that cycle, ``(order, reason)`` or None."""
+    verdict the gate's output shows in that cycle, ``(order, reason)`` or None.
+
+    Egress: the verdict decided in cycle *t* enters the egress queue at the end of *t* + 1,
+    after the one the output shows in *t* (if that accepts an order, new or cancel). So an
+    order has room if ``egress_space`` in *t* exceeds the number of such orders ahead of it,
+    0 or 1 (the arithmetic is in :mod:`hw.risk.gate`'s docstring).
+    """
 
     def __init__(self, params: RiskParams = DEFAULT_RISK):
         self.p = params
@@ -174,6 +199,12 @@ class RiskModel:
     def busy(self) -> bool:
         return self.copy_left > 0
 
+    @property
+    def output(self) -> tuple[dict, Reason] | None:
+        """The verdict the gate's output shows in the next cycle :meth:`step` is given (what
+        that step returns): a stimulus that models the egress queue feeds it from here."""
+        return self._out
+
     def step(self, c: Cycle) -> tuple[dict, Reason] | None:
         p, st = self.p, self.st
         t = self.cycle
@@ -189,9 +220,11 @@ class RiskModel:
         if self._s2 is not None:
             s2 = self._s2
             o = s2["order"]
+            ahead = int(out is not None and out[1] == Reason.ACCEPTED)
+            space = egress_space(p, c)
             reason = check(o, s2["lim"], s2["glob"], s2["md"], s2["age"], st,
                            kill=c.kill, kill_symbol=bool(c.kill_slots >> o["slot"] & 1),
-                           tick=p.tick)
+                           tick=p.tick, egress_room=space > ahead)
             verdict = (o, reason)
         # -- stage 1: capture the age (the rest was captured at presentation) --------------
         s1 = self._s1
@@ -229,19 +262,23 @@ class RiskModel:
             s = rep["slot"]
             st.position[s] = min(self._pos_max, max(self._pos_min, st.position[s] + fill))
         st.open_orders = min(self._count_max, max(0, st.open_orders + int(accepted) - done))
-        # Throttle bucket: one token every rate_period cycles, up to rate_burst; kept full
-        # while the throttle is off (rate_period 0).
+        # Throttle bucket: one token every rate_period cycles, up to rate_burst. Full while
+        # the throttle is off, and from the first cycle a commit turns it on; a commit that
+        # keeps it on only clamps it to the new burst (never adds tokens).
         g = self.glob_active
-        if g["rate_period"]:
+        committing = c.commit and self.copy_left == 0
+        g_next = g if not committing else \
+            self.glob_shadow if c.glob_store is None else c.glob_store
+        if not g["rate_period"] or not g_next["rate_period"]:
+            self.rate_ctr = 0
+            st.bucket = g_next["rate_burst"]
+        else:
             refill = 0
             if self.rate_ctr + 1 >= g["rate_period"]:
                 self.rate_ctr, refill = 0, 1
             else:
                 self.rate_ctr += 1
-            st.bucket = max(0, min(g["rate_burst"], st.bucket + refill - int(accepted)))
-        else:
-            self.rate_ctr = 0
-            st.bucket = g["rate_burst"]
+            st.bucket = max(0, min(g_next["rate_burst"], st.bucket + refill - int(accepted)))
         if c.gap:
             st.gap = True
         elif c.md_clear:

@@ -11,7 +11,7 @@ The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Veri
 * ``pipeline`` (k-induction, unbounded; default widths): every order presented yields
   exactly one verdict, three cycles later, for that same order; no new order is accepted
   while the global or its symbol's kill switch was on in the cycle it was decided; a cancel
-  is never rejected.
+  is rejected for nothing but ``EGRESS_FULL``.
 * ``accounting`` (k-induction, unbounded): what the gate shows the host of its trading state
   — the open-order count, and the position and open buys and sells of the symbol selected by
   ``view_slot`` — is what the harness derives from the accepted verdicts, the execution
@@ -28,9 +28,18 @@ The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Veri
   hold for every input sequence up to the depth in ``tools/formal.py``.
 * ``control``: a negative control that claims no order is ever accepted, and must fail —
   under every assumption the bounded sets make.
+* ``egress`` (k-induction, unbounded; default widths): an accepted order never finds the
+  egress queue full. The harness models the OUCH encoder's FIFO as a queue of
+  ``egress_depth`` entries (16, the encoder's) fed by every verdict that accepts an order
+  (new or cancel: both are encoded), drained by a free input in any cycle it holds an
+  entry, and drives the gate's ``egress_space`` with its free entries, as ``space`` does in
+  the core: the queue never holds more than its depth and is never written when full.
+  ``egress_control`` (bounded, a 4-entry queue) claims the queue is never full and must
+  fail: the gate does fill it, so the proof is not vacuous.
 
-Every set but ``pipeline`` runs on :data:`NARROW_PARAMS`, an instance with a few bits of
-shares, prices and limits (the gate's widths are parameters, :class:`RiskParams`): there
+Every set but ``pipeline`` and the egress sets runs on :data:`NARROW_PARAMS`, an instance
+with a few bits of shares, prices and limits (the gate's widths are parameters,
+:class:`RiskParams`): there
 every value of every input is free, which is a stronger statement than the default widths
 with bounded operands — and one a solver finishes (at 32 × 32 bits, z3 does not get past
 the first verdicts in ten minutes).
@@ -81,19 +90,28 @@ FORMAL_PARAMS = RiskParams(slots=2, tick=100, token_bits=8)
 NARROW_PARAMS = RiskParams(slots=2, tick=3, token_bits=8, shares_bits=5, price_bits=7,
                            limit_bits=7, collar_bits=6, count_bits=4)
 
-SETS = ("pipeline", "accounting", "limits", "notional", "collar", "position", "control")
+SETS = ("pipeline", "accounting", "limits", "notional", "collar", "position", "control",
+        "egress", "egress_control")
+#: Entries of the egress queue the ``egress`` sets model: OrderEncoder's default depth.
+EGRESS_DEPTH = 16
 
 
 class RiskProps(wiring.Component):
     """The gate with free inputs and the assertions of one property set."""
 
-    def __init__(self, props: str, params: RiskParams | None = None):
+    def __init__(self, props: str, params: RiskParams | None = None, *,
+                 egress_depth: int = EGRESS_DEPTH):
         if props not in SETS:
             raise ValueError(f"unknown property set {props!r}; known: {', '.join(SETS)}")
         self.props = props
         if params is None:
-            params = FORMAL_PARAMS if props == "pipeline" else NARROW_PARAMS
+            params = FORMAL_PARAMS if props in ("pipeline", "egress", "egress_control") \
+                else NARROW_PARAMS
         self.p = p = params
+        if props.startswith("egress") and not 1 <= egress_depth < 1 << p.count_bits:
+            raise ValueError(f"egress_depth must be 1..{(1 << p.count_bits) - 1} "
+                             f"(egress_space has count_bits = {p.count_bits} bits)")
+        self.egress_depth = egress_depth
         sb = p.slot_bits
         super().__init__({
             "o_valid": In(1), "o": In(order_layout(p)),
@@ -105,6 +123,8 @@ class RiskProps(wiring.Component):
             "commit": In(1), "clear_error": In(1),
             "pos_slot": In(sb), "pos_value": In(signed(p.position_bits)), "pos_write": In(1),
             "gap": In(1), "md_clear": In(1), "view_slot": In(sb),
+            "egress_space": In(p.count_bits),     # free, but in the egress sets
+            "egress_read": In(1),                 # the egress sets: an entry leaves
         })
 
     def elaborate(self, platform):
@@ -124,6 +144,8 @@ class RiskProps(wiring.Component):
             gate.gap.eq(self.gap), gate.md_clear.eq(self.md_clear),
             gate.view_slot.eq(self.view_slot),
         ]
+        if not self.props.startswith("egress"):
+            m.d.comb += gate.egress_space.eq(self.egress_space)
         # Slot numbers beyond the design's slots are not ports of the real core.
         for sig in (self.o.slot, self.r.slot, self.md.slot, self.lim_slot, self.pos_slot,
                     self.view_slot):
@@ -138,6 +160,8 @@ class RiskProps(wiring.Component):
                                     & (v.payload.order.kind == OrderKind.NEW))
         if self.props == "pipeline":
             self._pipeline(m, gate, accepted_new)
+        elif self.props.startswith("egress"):
+            self._egress(m, gate)
         else:
             self._limits(m, gate, accepted_new)
         if self.props == "control":
@@ -160,7 +184,8 @@ class RiskProps(wiring.Component):
             m.d.comb += Assert(v.payload.order.as_value() == order_d[-1].as_value())
             m.d.comb += Assert(v.payload.reason <= max(Reason))
             with m.If(v.payload.order.kind == OrderKind.CANCEL):
-                m.d.comb += Assert(v.payload.reason == Reason.ACCEPTED)
+                m.d.comb += Assert((v.payload.reason == Reason.ACCEPTED)
+                                   | (v.payload.reason == Reason.EGRESS_FULL))
         # The verdict leaving in cycle t was decided in cycle t-1: against that cycle's kill.
         kill_d = Signal()
         kill_slots_d = Signal(self.p.slots)
@@ -168,6 +193,31 @@ class RiskProps(wiring.Component):
         with m.If(accepted_new):
             m.d.comb += [Assert(~kill_d),
                          Assert(~kill_slots_d.bit_select(v.payload.order.slot, 1))]
+
+    # -- the egress queue: never written when full ---------------------------------------------
+    def _egress(self, m: Module, gate: RiskGate) -> None:
+        """The encoder's FIFO as a queue of ``egress_depth`` entries: every verdict that
+        accepts an order (new or cancel) writes one at the end of its cycle, a free
+        ``egress_read`` takes one out whenever there is one (any pattern of TX backpressure
+        and packet lengths), and ``egress_space`` is its free entries — ``OrderEncoder.space``
+        (depth - level) as hw/core.py wires it. As in ``SyncFIFOBuffered``, a write to a full
+        queue is lost even when an entry leaves in the same cycle."""
+        d = self.egress_depth
+        v = gate.verdicts
+        level = Signal(range(d + 1), name="h_egress_level")
+        write = Signal(name="h_egress_write")
+        read = Signal(name="h_egress_read")
+        m.d.comb += [write.eq(v.valid & (v.payload.reason == Reason.ACCEPTED)),
+                     read.eq(self.egress_read & (level != 0)),
+                     gate.egress_space.eq(d - level)]
+        m.d.sync += level.eq(level + write - read)
+        if self.props == "egress":
+            m.d.comb += Assert(level <= d)
+            with m.If(write):
+                m.d.comb += Assert(level < d)
+        else:
+            # The control: the queue never fills up. Must fail.
+            m.d.comb += Assert(level != d)
 
     # -- the committed limits, the position limits and the accounting -------------------------
     def _limits(self, m: Module, gate: RiskGate, accepted_new) -> None:  # noqa: PLR0915

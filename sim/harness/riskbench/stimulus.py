@@ -38,7 +38,7 @@ from hw.risk.params import (
     verdict_layout,
 )
 from sim.harness.riskbench.builder import PortSpec
-from sim.model.risk import Cycle
+from sim.model.risk import Cycle, egress_space
 
 __all__ = ["MAGIC", "BenchLayout", "CycleEncoder", "StimulusError", "StimulusWriter",
            "VerdictCodec", "extract_field", "patch_input"]
@@ -113,7 +113,10 @@ class CycleEncoder:
     cannot change a verdict: a port whose qualifier is low carries 0 here, where the
     Amaranth test leaves it at its last value (the gate reads those ports only when
     qualified; see the wrapper in :mod:`~sim.harness.riskbench.top`). ``clear_error`` is not
-    part of a Cycle and stays 0; ``view_slot`` is 0 while cycles are encoded.
+    part of a Cycle and stays 0; ``view_slot`` is 0 while cycles are encoded;
+    ``egress_space`` is :func:`sim.model.risk.egress_space` (a Cycle's None: the port's
+    maximum, as the model takes it). In the view cycles after the last record the driver
+    sets every input to 0, ``egress_space`` too: no order is presented there.
     """
 
     def __init__(self, params: RiskParams, layout: BenchLayout):
@@ -139,6 +142,8 @@ class CycleEncoder:
         self.pos_slot = (L.bit("pos_slot"), params.slot_bits)
         self.pos_value = L.bit("pos_value")
         self.position_bits = params.position_bits
+        self.params = params
+        self.egress_space = L.bit("egress_space")
         for name, layout in (("order", order_layout(params)), ("report", report_layout(params)),
                              ("md", md_layout(params)), ("lim_row", limits_layout(params)),
                              ("glob_row", global_layout(params))):
@@ -185,6 +190,10 @@ class CycleEncoder:
             v |= self.gap
         if c.md_clear:
             v |= self.md_clear
+        try:
+            v |= egress_space(self.params, c) << self.egress_space
+        except ValueError as e:
+            raise StimulusError(str(e)) from None
         return v
 
 

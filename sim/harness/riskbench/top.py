@@ -10,7 +10,8 @@ the single definition the gate and the model already share.
 
 The mapping from :class:`~sim.model.risk.Cycle` fields to these ports is the one of
 ``tests/test_risk_gate.py`` (``_drive``): ``<x>_valid`` says the cycle carries ``<x>``, the
-strobes ``lim_store``/``glob_store``/``pos_write`` qualify their data ports.
+strobes ``lim_store``/``glob_store``/``pos_write`` qualify their data ports; ``egress_space``
+carries :func:`sim.model.risk.egress_space` of every cycle.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class RiskBench(wiring.Component):
             "glob_store": In(1), "glob_row": In(global_layout(p).size),
             "commit": In(1), "clear_error": In(1),
             "pos_write": In(1), "pos_slot": In(sb), "pos_value": In(p.position_bits),
-            "gap": In(1), "md_clear": In(1),
+            "gap": In(1), "md_clear": In(1), "egress_space": In(p.count_bits),
             "view_slot": In(sb),
             "verdict_valid": Out(1), "verdict": Out(verdict_layout(p).size),
             "busy": Out(1), "store_error": Out(1), "bank": Out(1), "gap_pending": Out(1),
@@ -81,6 +82,7 @@ class RiskBench(wiring.Component):
             g.pos_write.eq(self.pos_write), g.pos_slot.eq(self.pos_slot),
             g.pos_value.eq(self.pos_value.as_signed()),
             g.gap.eq(self.gap), g.md_clear.eq(self.md_clear),
+            g.egress_space.eq(self.egress_space),
             g.view_slot.eq(self.view_slot),
             self.verdict_valid.eq(g.verdicts.valid),
             self.verdict.eq(g.verdicts.payload.as_value()),
