@@ -126,3 +126,50 @@ def test_random_verdicts_against_protocol_layouts() -> None:
         msg = ouch.decode(payload, "inbound")
         assert ptype == "U" and msg["order_token"] == format_token(o["source"], o["token"])
     assert len(sent) > 100, f"{WHERE}: only {len(sent)} orders sent"
+
+
+def test_first_beat_latency_and_gap_between_packets() -> None:
+    """The tick-to-trade part of the encoder: an accepted verdict into an idle encoder has its
+    first beat on TX ``LATENCY`` cycles later (the FIFO is bypassed); one accepted while a
+    packet is being sent waits in the FIFO and starts ``GAP`` cycles after that packet's last
+    beat. TX is always ready, so the cycle counts are exact."""
+    from hw.oe.encoder import GAP, LATENCY
+    dut = OrderEncoder(P, depth=16)
+    order = dict(kind=OrderKind.NEW, source=Source.TRIGGER, token=7, slot=1, side=Side.BUY,
+                 shares=100, price=12_300, tif=0)
+    starts: list[int] = []
+    lasts: list[int] = []
+    present: list[int] = []
+
+    async def bench(ctx):
+        ctx.set(dut.tx.ready, 1)
+        ctx.set(dut.firm, int.from_bytes(FIRM.encode(), "big"))
+        await ctx.tick().repeat(4)
+        cycle, first = 4, True
+        for k, v in order.items():
+            ctx.set(getattr(dut.verdicts.payload.order, k), v)
+        ctx.set(dut.verdicts.payload.reason, Reason.ACCEPTED)
+        for _ in range(40):
+            # Two verdicts: one into the idle encoder, one two cycles later (mid-packet).
+            valid = cycle in (10, 12)
+            ctx.set(dut.verdicts.valid, valid)
+            if valid:
+                present.append(cycle)
+                ctx.set(dut.verdicts.payload.order.token, 7 + cycle)
+            await ctx.delay(1e-9)
+            if ctx.get(dut.tx.valid):
+                if first:
+                    starts.append(cycle)
+                first = bool(ctx.get(dut.tx.payload.last))
+                if first:
+                    lasts.append(cycle)
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(starts) == 2 and len(lasts) == 2, (starts, lasts)
+    assert starts[0] == present[0] + LATENCY, (present, starts)
+    assert starts[1] == lasts[0] + 1 + GAP, (starts, lasts)

@@ -11,10 +11,16 @@ Order tokens: the format of :mod:`hw.oe.tokens` (``W``, the source letter, the t
 in 12 upper-case hex digits), written by :func:`token_chars`; unique per session because the
 gate accepts only increasing numbers per source.
 
-Accepted orders wait in a FIFO while earlier packets are sent (a packet takes 7 beats, the
-gate can accept one order per cycle). ``space`` tells the gate how many more it may accept;
-an accepted order finding the FIFO full would be a design error and is counted
-(``inc_overflow``), never sent half.
+Timing (the tick-to-trade path): an accepted verdict that finds the encoder idle and its FIFO
+empty goes past the FIFO: its packet's first beat (lengths, types and the token's first four
+bytes, which need nothing but the order) is on ``tx`` in the verdict's own cycle, while its
+symbol name is read from block RAM for beat 2, where the stock field starts. The order is
+latched, and the rest of the packet is built combinationally from it, beat by beat. Orders
+that arrive while a packet is being sent wait in a FIFO (a packet takes 7 beats, the gate can
+accept one order per cycle); the next one's first beat follows the last beat of the one
+before without an idle cycle. ``space`` tells the gate how many more it may accept (the
+FIFO's free entries; the bypass needs none); an accepted order finding the FIFO full
+would be a design error and is counted (``inc_overflow``), never sent half.
 """
 
 from __future__ import annotations
@@ -33,6 +39,13 @@ from proto import soupbintcp as soup
 #: Fixed fields of every enter order (docs/orderentry.md).
 FIXED = {"display": "Y", "capacity": "P", "intermarket_sweep": "N", "minimum_quantity": 0,
          "cross_type": "N", "customer_type": " "}
+
+#: Cycles from an accepted verdict that finds the encoder idle (FIFO empty, no packet being
+#: sent) to its packet's first beat on ``tx``: the first beat is on ``tx`` in the verdict's
+#: own cycle.
+LATENCY = 0
+#: Idle cycles between a packet's last beat and the next queued packet's first beat.
+GAP = 0
 
 TxBeat = data.StructLayout({"data": 64, "keep": 8, "last": 1})
 
@@ -113,55 +126,68 @@ class OrderEncoder(wiring.Component):
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=ORDER.size, depth=self.depth)
         v = self.verdicts
         take = Signal()
+        bypass = Signal()       # the verdict's order starts its packet now, past the FIFO
+        idle = Signal()
         m.d.comb += take.eq(v.valid & (v.payload.reason == Reason.ACCEPTED))
-        m.d.comb += [fifo.w_data.eq(v.payload.order), fifo.w_en.eq(take),
-                     self.inc_overflow.eq(take & ~fifo.w_rdy),
+        m.d.comb += [bypass.eq(take & idle & (fifo.level == 0)),
+                     fifo.w_data.eq(v.payload.order), fifo.w_en.eq(take & ~bypass),
+                     self.inc_overflow.eq(take & ~bypass & ~fifo.w_rdy),
                      self.space.eq(self.depth - fifo.level)]
 
-        # IDLE: pop the head and read its symbol; LOAD: build the packet; SEND: beats.
+        # IDLE: start the next packet (the FIFO's head, else a bypassed verdict) and read its
+        # symbol name; SEND: its beats, built from ``cur`` and the name read.
         head = Signal(ORDER)
         m.d.comb += head.eq(fifo.r_data)
+        nxt = Signal(ORDER)
+        m.d.comb += nxt.eq(Mux(fifo.r_rdy, head, v.payload.order))
         cur = Signal(ORDER)
-        pkt = Signal(8 * 8 * BEATS)
         beat = Signal(range(BEATS))
-        nbeats = Signal(range(BEATS + 1))
-        last_keep = Signal(8)
+
+        def packet(o: Value, name: Value) -> tuple[Value, Value]:
+            """The SoupBinTCP packet of order ``o`` (``name``: its symbol), as bytes in beat
+            order, and whether it is a cancel."""
+            tok = token_chars(o.source, o.token)
+            side = _byte(Mux(o.side == Side.SELL, ord("S"), ord("B")))
+            enter = _message(ouch.ENTER_ORDER, {
+                "order_token": tok, "buy_sell_indicator": [side],
+                "shares": _be(o.shares, 4), "stock": _be(name, 8),
+                "price": _be(o.price, 4), "time_in_force": _be(o.tif, 4),
+                "firm": _be(self.firm, 4)})
+            cancel = _message(ouch.CANCEL_ORDER, {
+                "order_token": tok, "shares": _be(o.shares, 4)})
+            enter_pkt = _be(Const(len(enter) + 1, 16), 2) + [Const(ord("U"), 8)] + enter
+            cancel_pkt = _be(Const(len(cancel) + 1, 16), 2) + [Const(ord("U"), 8)] + cancel
+            assert len(enter_pkt) == ENTER_BYTES and len(cancel_pkt) == CANCEL_BYTES
+            is_cancel = o.kind == OrderKind.CANCEL
+            return Mux(is_cancel, Cat(*cancel_pkt), Cat(*enter_pkt)), is_cancel
+
+        # Beat 0 (length, type, OUCH type, the token's first four bytes) needs nothing but the
+        # order, so it leaves in the cycle the packet starts; the name read (one cycle) is
+        # first needed by beat 2 (the stock field starts at byte 23).
+        assert _HDR + ouch.ENTER_ORDER["stock"].offset >= 16
+        pkt, is_cancel = packet(cur, n_rd.data)
+        pkt0, _ = packet(nxt, Const(0, 64))
+
+        def keep_of(nbytes: int) -> int:
+            rem = nbytes % 8 or 8
+            return (1 << rem) - 1
+
+        nbeats = Mux(is_cancel, -(-CANCEL_BYTES // 8), -(-ENTER_BYTES // 8))
+        last_keep = Mux(is_cancel, keep_of(CANCEL_BYTES), keep_of(ENTER_BYTES))
+        starting = Signal()     # a packet starts: its order is latched into ``cur``
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [fifo.r_en.eq(1), n_rd.addr.eq(head.slot)]
-                with m.If(fifo.r_rdy):
-                    m.d.sync += cur.eq(head)
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                tok = token_chars(cur.source, cur.token)
-                side = _byte(Mux(cur.side == Side.SELL, ord("S"), ord("B")))
-                enter = _message(ouch.ENTER_ORDER, {
-                    "order_token": tok, "buy_sell_indicator": [side],
-                    "shares": _be(cur.shares, 4), "stock": _be(n_rd.data, 8),
-                    "price": _be(cur.price, 4), "time_in_force": _be(cur.tif, 4),
-                    "firm": _be(self.firm, 4)})
-                cancel = _message(ouch.CANCEL_ORDER, {
-                    "order_token": tok, "shares": _be(cur.shares, 4)})
-                enter_pkt = _be(Const(len(enter) + 1, 16), 2) + [Const(ord("U"), 8)] + enter
-                cancel_pkt = _be(Const(len(cancel) + 1, 16), 2) + [Const(ord("U"), 8)] + cancel
-                assert len(enter_pkt) == ENTER_BYTES and len(cancel_pkt) == CANCEL_BYTES
-                is_cancel = cur.kind == OrderKind.CANCEL
-
-                def keep_of(nbytes: int) -> int:
-                    rem = nbytes % 8 or 8
-                    return (1 << rem) - 1
-
-                m.d.sync += [
-                    pkt.eq(Mux(is_cancel, Cat(*cancel_pkt), Cat(*enter_pkt))),
-                    nbeats.eq(Mux(is_cancel, -(-CANCEL_BYTES // 8), -(-ENTER_BYTES // 8))),
-                    last_keep.eq(Mux(is_cancel, keep_of(CANCEL_BYTES), keep_of(ENTER_BYTES))),
-                    beat.eq(0),
-                ]
-                m.d.comb += [self.inc_orders.eq(~is_cancel), self.inc_cancels.eq(is_cancel)]
-                m.next = "SEND"
+                m.d.comb += [idle.eq(1), fifo.r_en.eq(1), n_rd.addr.eq(nxt.slot),
+                             starting.eq(fifo.r_rdy | bypass)]
+                with m.If(starting):
+                    m.d.comb += [self.tx.valid.eq(1), self.tx.payload.data.eq(pkt0[:64]),
+                                 self.tx.payload.keep.eq(0xFF)]
+                    m.d.sync += [cur.eq(nxt), beat.eq(self.tx.ready)]
+                    m.next = "SEND"
             with m.State("SEND"):
                 final = Signal()
                 m.d.comb += [
+                    n_rd.addr.eq(cur.slot),     # holds the name read for the whole packet
                     final.eq(beat == nbeats - 1),
                     self.tx.valid.eq(1),
                     self.tx.payload.data.eq(pkt.word_select(beat, 64)),
@@ -172,4 +198,7 @@ class OrderEncoder(wiring.Component):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(final):
                         m.next = "IDLE"
+        is_cancel_next = nxt.kind == OrderKind.CANCEL
+        m.d.comb += [self.inc_orders.eq(starting & ~is_cancel_next),
+                     self.inc_cancels.eq(starting & is_cancel_next)]
         return m

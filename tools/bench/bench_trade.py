@@ -50,11 +50,12 @@ def tick_to_trade() -> list[BenchResult]:
                        max_long=(1 << 32) - 1, max_short=(1 << 32) - 1)
     card.apply_limits(LimitsConfig(GlobalLimits(max_open=60_000),
                                    {i: lim for i in range(len(symbols))}))
-    loop = OrderLoop(card, sim, symbols)
+    loop = OrderLoop(card, sim, symbols, keep_tx=True)
     day = list(generate_day(60_000, symbols=symbols, seed=5))
     frames = _packets(day, 1)
     last_beat: dict[int, int] = {}
     t2t: list[int] = []
+    alone: list[int] = []
     records: list[np.ndarray] = []
     chunk = 16
     for at in range(0, len(frames), chunk):
@@ -72,7 +73,12 @@ def tick_to_trade() -> list[BenchResult]:
         records.append(rec)
         loop(rec)
         loop.exchange_round()
+    loop.exchange_round()
     recs = decode(np.concatenate(records))
+    # When each TX packet's last beat left: an order whose verdict came while another packet
+    # was still on TX waited for it (the wire carries one packet at a time).
+    assert loop.all_tx is not None
+    busy_until = sorted((first, last) for first, last, _ in loop.all_tx)
     bbo_at = {(e["timestamp"], e["aux"]): e["itch_seq"] for e in recs if e["kind_name"] == "BBO"}
     for e in recs:
         if e["kind_name"] != "VERDICT" or e["aux"] != Reason.ACCEPTED:
@@ -84,14 +90,25 @@ def tick_to_trade() -> list[BenchResult]:
         seq = bbo_at.get((fired, e["slot"]))
         if seq is None or tok not in loop.tx_first_cycles or seq not in last_beat:
             raise AssertionError(f"cannot trace trigger order {tok} back to its tick")
-        t2t.append(loop.tx_first_cycles[tok] - last_beat[seq])
+        first = loop.tx_first_cycles[tok]
+        t2t.append(first - last_beat[seq])
+        verdict = e["timestamp"]
+        if not any(f < first and last >= verdict for f, last in busy_until):
+            alone.append(t2t[-1])
     hist = dict(sorted(zip(*np.unique(t2t, return_counts=True), strict=True)))
     notes = (f"{len(t2t):,} trigger orders on a 60k-message generated day (line A, 3 idle "
              "cycles between frames); RX beat of the ITCH message's last byte to the TX beat "
              "of the OUCH order's first byte; histogram "
              + ", ".join(f"{int(k)}: {int(v):,}" for k, v in hist.items()))
     lo, hi = min(t2t), max(t2t)
+    alone_hist = dict(sorted(zip(*np.unique(alone, return_counts=True), strict=True)))
+    alone_notes = (f"the {len(alone):,} of those orders whose verdict found TX idle (the "
+                   "others waited behind another order's packet: a packet is 7 beats); "
+                   "histogram " + ", ".join(f"{int(k)}: {int(v):,}"
+                                            for k, v in alone_hist.items()))
     return [
+        BenchResult("tick-to-trade, TX idle, min", min(alone), "cycles", CMD, alone_notes),
+        BenchResult("tick-to-trade, TX idle, max", max(alone), "cycles", CMD, alone_notes),
         BenchResult("tick-to-trade, min", lo, "cycles", CMD, notes),
         BenchResult("tick-to-trade, max", hi, "cycles", CMD, notes),
         BenchResult(f"tick-to-trade, min at {ECP5_FMAX_MHZ} MHz (ECP5 Fmax)",
