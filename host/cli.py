@@ -284,7 +284,9 @@ def _print_orders(orders: dict) -> None:
     lat = orders.get("bbo_event_to_tx_cycles")
     print(f"{orders['tx_packets']:,} packets on TX, {orders['exchange_fills']:,} fills at the "
           "exchange" + (f"; trigger BBO event to first TX byte: {lat['min']}-{lat['max']} "
-                        f"cycles over {lat['orders']:,} orders" if lat else ""))
+                        f"cycles over {lat['orders']:,} orders (tick-to-trade from the ITCH "
+                        "message's last byte on RX adds the book's 6-9 cycles: make bench "
+                        "BENCHES=trade)" if lat else ""))
 
 
 def _print_summary(result) -> None:

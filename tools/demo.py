@@ -2,7 +2,9 @@
 
 1. Generate a synthetic ITCH 5.0 day (consistent books on 8 symbols, every message type).
 2. Publish it as MoldUDP64 over UDP, twice: line A and line B, as pcap captures. Each line
-   independently loses 2% of its packets; B runs 400 ns behind A.
+   loses 2% of its packets, never the same packet as the other (the arbitration hides all of
+   them), except one packet nine tenths into the day that both lines lose: a real gap, after
+   which every book is stale (and says so) and the triggers stop; B runs 400 ns behind A.
 3. Replay both captures through the simulated card with the ``wirespeed`` CLI, subscribed
    to the 8 symbols: it prints the counters (A/B arbitration fills each line's losses from the
    other; only packets lost on both lines are gaps), the books (BBO, volume, VWAP; a gap makes
@@ -35,6 +37,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--loss", type=float, default=0.02, help="packet loss on each line")
+    ap.add_argument("--gap-at", type=float, default=0.9,
+                    help="where in the day (0..1) both lines lose one packet; 0: nowhere")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "build" / "demo")
     args = ap.parse_args()
@@ -52,8 +56,14 @@ def main() -> int:
     rng = random.Random(args.seed)
     frames = list(dayfile_to_frames(dayfile.iter_messages(day), "DEMO000001", FEED,
                                     end_of_session=True))
-    line_a = [f for f in frames if rng.random() >= args.loss]
-    line_b = [Frame(f.timestamp_ns + 400, f.data) for f in frames if rng.random() >= args.loss]
+    # Each line loses its own packets (disjoint draws); one packet, at --gap-at, both lose.
+    draw = [rng.random() for _ in frames]
+    both = int(args.gap_at * len(frames)) if 0 < args.gap_at < 1 else -1
+    line_a = [f for i, (f, r) in enumerate(zip(frames, draw, strict=True))
+              if r >= args.loss and i != both]
+    line_b = [Frame(f.timestamp_ns + 400, f.data)
+              for i, (f, r) in enumerate(zip(frames, draw, strict=True))
+              if not args.loss <= r < 2 * args.loss and i != both]
     pa, pb = args.out / "line_a.pcap", args.out / "line_b.pcap"
     write_frames(pa, line_a)
     write_frames(pb, line_b)

@@ -49,7 +49,7 @@ from sim.model import itchbook
 from sim.model.book import BOOK_COUNTERS, BookModel
 from sim.model.ingress import Line
 from tests.book_streams import hostile_stream
-from tests.cocotb.core_tb import MAX_REPORTED, CoreTB, _padded
+from tests.cocotb.core_tb import CoreTB, _padded, assert_agrees
 from tests.cocotb.ingress_bench import _coin, _field
 from tests.cocotb.traffic import Wire
 
@@ -77,15 +77,6 @@ TIMEOUT_MS = 20
 
 def _rng(test: str) -> random.Random:
     return random.Random(f"{SEED}/{test}")
-
-
-def _assert_agrees(problems: list[str], test: str) -> None:
-    if problems:
-        shown = "\n".join(problems[:MAX_REPORTED])
-        more = f"\n... and {len(problems) - MAX_REPORTED} more" \
-            if len(problems) > MAX_REPORTED else ""
-        raise AssertionError(f"{test}: core and model disagree ({len(problems)} problems; seed "
-                             f"{SEED}, rerun with WIRESPEED_SEED={SEED}):\n{shown}{more}")
 
 
 # -- host side: subscriptions and slot registers (the write sequence of host/card.py) ---------
@@ -286,7 +277,7 @@ async def book_day_against_model(dut: HierarchyObject) -> None:
             f"the day exercised too little: {_book_summary(model)}"
         assert counters["line_a_won"] and counters["line_b_won"], \
             "one line won every message: the race was not tested"
-    _assert_agrees(problems, "book_day_against_model")
+    assert_agrees(problems, "book_day_against_model", SEED)
 
 
 #: The hostile stream's symbols (name -> locate) and how each is subscribed: (slot, name,
@@ -364,7 +355,7 @@ async def book_fault_stream(dut: HierarchyObject) -> None:
                               "book_level_overflow", "directory_matches", "trades")
                   if not model.counters[c]]
         assert not missed, f"the stream never reached {missed}: {_book_summary(model)}"
-    _assert_agrees(problems, "book_fault_stream")
+    assert_agrees(problems, "book_fault_stream", SEED)
 
 
 def _first_seq(w: Wire) -> int:

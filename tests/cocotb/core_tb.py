@@ -64,6 +64,17 @@ QUIET_CYCLES = 64
 MAX_REPORTED = 8
 
 
+def assert_agrees(problems: list[str], test: str, seed: int,
+                  what: str = "core and model disagree") -> None:
+    """Fail ``test`` with the first :data:`MAX_REPORTED` problems and how to replay it."""
+    if problems:
+        shown = "\n".join(problems[:MAX_REPORTED])
+        more = f"\n... and {len(problems) - MAX_REPORTED} more" \
+            if len(problems) > MAX_REPORTED else ""
+        raise AssertionError(f"{test}: {what} ({len(problems)} problems; seed {seed}, rerun "
+                             f"with WIRESPEED_SEED={seed}):\n{shown}{more}")
+
+
 @dataclass(frozen=True)
 class Seen:
     """A frame as the line monitor saw it on the bus: first and last beat cycles."""

@@ -36,10 +36,10 @@ from hw.regmap import EVENT_MASK_RESET, MAGIC, N_FILTERS, REGMAP, REGMAP_VERSION
 from sim.model.ingress import IngressModel, Line, back_to_back
 from tests.cocotb.core_tb import (
     ALL_EVENTS,
-    MAX_REPORTED,
     SOURCE_LEAD,
     CoreTB,
     Run,
+    assert_agrees,
     check,
     line_frames,
     summary,
@@ -76,15 +76,6 @@ def _field(register: str, name: str) -> int:
     return ((1 << f.width) - 1) << f.lsb
 
 
-def _assert_agrees(problems: list[str], test: str) -> None:
-    if problems:
-        shown = "\n".join(problems[:MAX_REPORTED])
-        more = f"\n... and {len(problems) - MAX_REPORTED} more" \
-            if len(problems) > MAX_REPORTED else ""
-        raise AssertionError(f"{test}: core and model disagree ({len(problems)} problems; seed "
-                             f"{SEED}, rerun with WIRESPEED_SEED={SEED}):\n{shown}{more}")
-
-
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def single_line_with_idle_cycles(dut: HierarchyObject) -> None:
     """Every fault class on line A with idle cycles inside frames: all but cycles agree."""
@@ -111,7 +102,7 @@ async def single_line_with_idle_cycles(dut: HierarchyObject) -> None:
     counters = await tb.read_counters()
     tb.log.info("%d of %d frames had idle cycles inside; %s", stretched, len(seen),
                 summary(run.result))
-    _assert_agrees(check(run, tb.records(), counters), "single_line_with_idle_cycles")
+    assert_agrees(check(run, tb.records(), counters), "single_line_with_idle_cycles", SEED)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -146,7 +137,7 @@ async def two_lines_cycle_exact(dut: HierarchyObject) -> None:
     if peaks != run.result.fifo_peak:
         problems.append(f"entry FIFO high-water marks (A, B): model {run.result.fifo_peak}, "
                         f"core {peaks}")
-    _assert_agrees(problems, "two_lines_cycle_exact")
+    assert_agrees(problems, "two_lines_cycle_exact", SEED)
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -179,7 +170,7 @@ async def sequence_reset_relocks(dut: HierarchyObject) -> None:
     run = Run((seen, []), (frames, []), IngressModel(FILTERS).run(frames, unlocks=[unlock]),
               timed=True)
     counters = await tb.read_counters()
-    _assert_agrees(check(run, tb.records(), counters), "sequence_reset_relocks")
+    assert_agrees(check(run, tb.records(), counters), "sequence_reset_relocks", SEED)
     sessions = [e.fields["session"] for e in run.result.events if e.kind is EventKind.SESSION]
     assert sessions == [SESSION.encode(), other.encode()], sessions
 

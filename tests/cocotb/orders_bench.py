@@ -99,7 +99,7 @@ from sim.model.ingress import Line
 from sim.model.risk import LATENCY as GATE_LATENCY
 from sim.model.risk import Market, State, check
 from tests.cocotb.book_bench import _racing, mold_frames
-from tests.cocotb.core_tb import CLOCK_PS, MAX_REPORTED, CoreTB
+from tests.cocotb.core_tb import CLOCK_PS, MAX_REPORTED, CoreTB, assert_agrees
 from tests.cocotb.ingress_bench import _coin
 from tests.test_proto_ouch import IN as NQ_IN
 from tests.test_proto_ouch import NQ
@@ -853,15 +853,6 @@ def check_counters(c: dict[str, int], records: list[dict], verdicts: list[dict],
             if c.get(n) != w]
 
 
-def _assert_agrees(problems: list[str], test: str) -> None:
-    if problems:
-        shown = "\n".join(problems[:MAX_REPORTED])
-        more = f"\n... and {len(problems) - MAX_REPORTED} more" \
-            if len(problems) > MAX_REPORTED else ""
-        raise AssertionError(f"{test}: {len(problems)} problems (seed {SEED}, rerun with "
-                             f"WIRESPEED_SEED={SEED}):\n{shown}{more}")
-
-
 # -- the test -------------------------------------------------------------------------------------
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def orders_day_closed_loop(dut: HierarchyObject) -> None:
@@ -1015,4 +1006,4 @@ async def orders_day_closed_loop(dut: HierarchyObject) -> None:
         assert counters["trig_fired"] >= 30, f"only {counters['trig_fired']} triggers fired"
         assert len(exchange.fills) >= 10 and mid_day >= 5, \
             f"{len(exchange.fills)} fills, {mid_day} reported mid-day (seed {SEED})"
-    _assert_agrees(problems, test)
+    assert_agrees(problems, test, SEED, what="core and expectations disagree")
