@@ -583,6 +583,18 @@ class BookModel:
         ref, side, shares, _stock, price = _BODY["A"].unpack_from(msg, _HEADER_LENGTH)
         self._add(slot, ref, _ASK if side == b"S" else _BID, shares, price)
 
+    def _held(self, ref: int) -> tuple[int, _Order] | None:
+        """The table index and order of ``ref`` for ``E C X D U``, with its own slot touched;
+        ``None`` (counted ``book_unknown_ref``) when the table does not hold it."""
+        i = self._find(ref)
+        if i < 0:
+            self.counters["book_unknown_ref"] += 1
+            return None
+        o = self._table[i]
+        assert o is not None
+        self._touch(o.slot)
+        return i, o
+
     def _op_exec(self, slot: int, msg: bytes) -> None:
         """``E``, ``C`` and ``X``: the stored order's slot wins over the message's."""
         t = msg[0]
@@ -593,14 +605,11 @@ class BookModel:
             ref, n, match, printable, exec_price = _BODY["C"].unpack_from(msg, _HEADER_LENGTH)
         else:
             ref, n, match = _BODY["E"].unpack_from(msg, _HEADER_LENGTH)
-        i = self._find(ref)
-        if i < 0:
-            self.counters["book_unknown_ref"] += 1
+        held = self._held(ref)
+        if held is None:
             return
-        o = self._table[i]
-        assert o is not None
+        i, o = held
         own, price = o.slot, o.price
-        self._touch(own)
         if n > o.shares:
             self.counters["book_clamped"] += 1
             n = o.shares
@@ -614,26 +623,18 @@ class BookModel:
     def _op_delete(self, slot: int, msg: bytes) -> None:
         """``D``: the whole remaining size goes."""
         (ref,) = _BODY["D"].unpack_from(msg, _HEADER_LENGTH)
-        i = self._find(ref)
-        if i < 0:
-            self.counters["book_unknown_ref"] += 1
-            return
-        o = self._table[i]
-        assert o is not None
-        self._touch(o.slot)
-        self._shrink(i, o.shares)
+        held = self._held(ref)
+        if held is not None:
+            self._shrink(held[0], held[1].shares)
 
     def _op_replace(self, slot: int, msg: bytes) -> None:
         """``U``: remove the original (as ``D``), then add ``new_ref`` on its slot and side."""
         orig, new, shares, price = _BODY["U"].unpack_from(msg, _HEADER_LENGTH)
-        i = self._find(orig)
-        if i < 0:
-            self.counters["book_unknown_ref"] += 1
+        held = self._held(orig)
+        if held is None:
             return
-        o = self._table[i]
-        assert o is not None
+        i, o = held
         own, side = o.slot, o.side
-        self._touch(own)
         self._shrink(i, o.shares)
         self._add(own, new, side, shares, price)
 
