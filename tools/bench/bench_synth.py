@@ -34,14 +34,13 @@ def _parser():
     return LineParser()
 
 
-#: Book sizes for the LFE5UM5G-85F next to the ingress path. Block RAM limits the table and
-#: the windows (the default 65,536 orders and 1,024-level windows need about twice the 208
-#: DP16KD), logic limits the slots: with 64 slots the core needs 87,781 TRELLIS_COMB of
-#: 83,640 (104%, nextpnr cannot place it; the per-slot registers and the slot multiplexers
-#: of the book engine are most of it). With 16 slots it places (52,464 TRELLIS_COMB, 62%;
-#: 92 DP16KD, 44%) but routing had not converged after 80 minutes on a loaded machine
-#: (docs/BENCHMARKS.md, "ECP5: the core with the book").
-FIT_BOOK = dict(slots=16, ways=4, orders=8192, window=256)
+#: Book sizes for the LFE5UM5G-85F next to the rest of the core. Block RAM limits the table
+#: and the windows (the default 65,536 orders and 1,024-level windows need about twice the
+#: 208 DP16KD), logic limits the slots: the book engine and the risk gate keep per-slot state
+#: in registers and multiplex it by slot. Before the risk gate and order entry were in the
+#: core, 64 slots needed 104% of the TRELLIS_COMB and 16 slots 62%; the whole core with 8
+#: slots places at 83% (docs/BENCHMARKS.md, "ECP5: the core with the book").
+FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 
 
 def core_fit():
