@@ -78,7 +78,6 @@ def tick_to_trade() -> list[BenchResult]:
         records.append(rec)
         loop(rec)
         loop.exchange_round()
-    loop.exchange_round()
     recs = decode(np.concatenate(records))
     # When each TX packet's last beat left: an order whose verdict came while another packet
     # was still on TX waited for it (the wire carries one packet at a time).
