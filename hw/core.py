@@ -370,7 +370,11 @@ class Core(wiring.Component):
         sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap,
                    book.ev_bbo, book.ev_trade, book.ev_alert, book.ev_global, verdict_ev,
                    oe_alert]
-        m.submodules.events = ev = EventCollector(len(sources), depth=self.c2h_depth)
+        K = EventKind
+        kinds = [(K.GAP, K.INVALIDATE), (K.SESSION,), (K.END_OF_SESSION,), (K.FRAME_DROP,),
+                 (K.FRAME_DROP,), (K.MESSAGE,), (K.BBO,), (K.TRADE,), (K.BOOK_ALERT,),
+                 (K.BOOK_ALERT,), (K.VERDICT,), (K.OE_ALERT,)]
+        m.submodules.events = ev = EventCollector(kinds, depth=self.c2h_depth)
         for i, s in enumerate(sources):
             m.d.comb += [getattr(ev, f"src{i}").valid.eq(s.valid),
                          getattr(ev, f"src{i}").payload.eq(s.payload)]
@@ -381,4 +385,5 @@ class Core(wiring.Component):
         ]
         count("events", ev.inc_events)
         count("events_lost", ev.inc_events_lost)
+        count("events_undeclared", ev.inc_events_undeclared)
         return m

@@ -5,24 +5,38 @@ takes the event with its timestamp (the cycle it was raised); a round-robin pick
 cycle, gives the record the next sequence number and writes it into the C2H FIFO (block RAM),
 which the DMA engine drains.
 
+Why each source declares its kinds: most events use a small part of the 48-byte body (a
+frame drop 10 bytes, a verdict 24), and the collector's cost is its source FIFOs (distributed
+RAM) and the multiplexer that picks one of them, both as wide as what a source stores. So a
+source stores only the body bits of the widest kind it declares (:func:`hw.events.body_bits`);
+the record's remaining body bytes are zero, exactly as the narrower kinds define them. In the
+core this halves the collector (docs/BENCHMARKS.md, "ECP5").
+
 Loss is never silent:
 
 * When the C2H FIFO is full (the host is not draining its ring), the record is dropped *after*
   taking its sequence number, so the host sees a hole in the numbers. ``events_lost`` counts it.
 * When a source FIFO is full (more than one event per cycle for a while — only the debug
   message tap can do that), the event is dropped and counted in ``events_lost``.
+* An event of a kind its source did not declare (a wiring mistake, which would lose body
+  bits) is never stored: it is counted in ``events``, ``events_lost`` and
+  ``events_undeclared``, whatever the mask.
 
 ``events`` counts every event raised, so ``events - events_lost`` is what reached the ring.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+import functools
+import operator
+from collections.abc import Collection, Sequence
+
+from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hw.events import RECORD, SOURCE, source_signature
+from hw.events import BODY, RECORD, EventKind, body_bits, source_signature
 
 
 class C2HSignature(wiring.Signature):
@@ -35,45 +49,69 @@ class C2HSignature(wiring.Signature):
 
 
 class EventCollector(wiring.Component):
-    """``sources``: how many event sources; ``depth``: records the C2H FIFO holds."""
+    """``kinds[i]``: the event kinds source ``src<i>`` raises; ``depth``: records the C2H FIFO
+    holds; ``source_depth``: events each source FIFO holds."""
 
-    def __init__(self, n_sources: int, *, depth: int = 512, source_depth: int = 8):
-        if n_sources < 1:
+    def __init__(self, kinds: Sequence[Collection[EventKind]], *, depth: int = 512,
+                 source_depth: int = 8):
+        if not kinds:
             raise ValueError("need at least one source")
-        self.n_sources = n_sources
+        for i, ks in enumerate(kinds):
+            if not ks:
+                raise ValueError(f"source {i} declares no event kind")
+            for k in ks:
+                EventKind(k)
+        self.kinds = [tuple(EventKind(k) for k in ks) for ks in kinds]
+        self.n_sources = n = len(kinds)
         self.depth = depth
         self.source_depth = source_depth
-        members = {f"src{i}": In(source_signature()) for i in range(n_sources)}
+        members = {f"src{i}": In(source_signature()) for i in range(n)}
         members |= {
             "time": In(64),
             "mask": In(32),           # bit k: events of kind k are raised
             "c2h": Out(C2HSignature()),
-            "inc_events": Out(range(n_sources + 1)),
-            "inc_events_lost": Out(range(n_sources + 2)),
+            "inc_events": Out(range(n + 1)),
+            "inc_events_lost": Out(range(n + 2)),
+            "inc_events_undeclared": Out(range(n + 1)),
         }
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         n = self.n_sources
-        stamped = data.StructLayout({"timestamp": 64, "event": SOURCE})
+        head = data.StructLayout({"timestamp": 64, "kind": 8, "line": 8, "aux": 16})
 
         fifos = []
+        stored = []     # per source: (head view, body bits) of its FIFO's read side
         raised = []
         lost_at_source = []
+        undeclared = []
         for i in range(n):
             src = getattr(self, f"src{i}")
-            f = SyncFIFO(width=stamped.size, depth=self.source_depth)
+            bits = body_bits(*self.kinds[i])
+            f = SyncFIFO(width=head.size + bits, depth=self.source_depth)
             m.submodules[f"src_fifo{i}"] = f
             fifos.append(f)
+            declared = functools.reduce(operator.or_,
+                                        (src.payload.kind == k for k in self.kinds[i]))
+            # An undeclared kind is counted whatever the mask says (the mask is for kinds
+            # the host does not want, not for wiring bugs).
             r = Signal(name=f"raised{i}")
-            m.d.comb += r.eq(src.valid & self.mask.bit_select(src.payload.kind, 1))
+            m.d.comb += r.eq(src.valid & (self.mask.bit_select(src.payload.kind, 1)
+                                          | ~declared))
             raised.append(r)
-            w = data.View(stamped, f.w_data)
-            m.d.comb += [w.timestamp.eq(self.time), w.event.eq(src.payload), f.w_en.eq(r)]
+            bad = Signal(name=f"undeclared{i}")
+            m.d.comb += bad.eq(r & ~declared)
+            undeclared.append(bad)
+            w = data.View(head, f.w_data[:head.size])
+            m.d.comb += [w.timestamp.eq(self.time), w.kind.eq(src.payload.kind),
+                         w.line.eq(src.payload.line), w.aux.eq(src.payload.aux),
+                         f.w_data[head.size:].eq(src.payload.body.as_value()[:bits]),
+                         f.w_en.eq(r & declared)]
             lost = Signal(name=f"lost_src{i}")
-            m.d.comb += lost.eq(r & ~f.w_rdy)
+            m.d.comb += lost.eq(r & (~declared | ~f.w_rdy))
             lost_at_source.append(lost)
+            stored.append((data.View(head, f.r_data[:head.size]), f.r_data[head.size:]))
 
         # Round-robin: start looking after the source served last.
         last_served = Signal(range(n))
@@ -84,27 +122,37 @@ class EventCollector(wiring.Component):
                 cand = (i + 1 + k) % n
                 with m.If((last_served == i) & fifos[cand].r_rdy):
                     m.d.comb += [pick.eq(cand), have.eq(1)]
+        grant = [Signal(name=f"grant{i}") for i in range(n)]
         for i in range(n):
-            m.d.comb += fifos[i].r_en.eq(have & (pick == i))
+            m.d.comb += [grant[i].eq(have & (pick == i)), fifos[i].r_en.eq(grant[i])]
         with m.If(have):
             m.d.sync += last_served.eq(pick)
 
-        picked = data.View(stamped, Signal(stamped.size))
-        with m.Switch(pick):
-            for i in range(n):
-                with m.Case(i):
-                    m.d.comb += picked.eq(fifos[i].r_data)
+        # The pick as an AND-OR over the one-hot grant, each source only as wide as it is
+        # (the missing body bits are constant zero, so they cost nothing).
+        def gated(i, value):
+            return value & grant[i].replicate(len(value))
+
+        picked = data.View(head, Signal(head.size))
+        body = Signal(BODY.size)
+        m.d.comb += [
+            picked.eq(functools.reduce(operator.or_, (gated(i, h.as_value())
+                                                      for i, (h, _) in enumerate(stored)))),
+            body.eq(functools.reduce(operator.or_, (gated(i, b)
+                                                    for i, (_, b) in enumerate(stored)),
+                                     Const(0, BODY.size))),
+        ]
 
         m.submodules.c2h_fifo = c2h = SyncFIFOBuffered(width=RECORD.size, depth=self.depth)
         seq = Signal(32)
         rec = data.View(RECORD, c2h.w_data)
         m.d.comb += [
             rec.header.seq.eq(seq),
-            rec.header.kind.eq(picked.event.kind),
-            rec.header.line.eq(picked.event.line),
-            rec.header.aux.eq(picked.event.aux),
+            rec.header.kind.eq(picked.kind),
+            rec.header.line.eq(picked.line),
+            rec.header.aux.eq(picked.aux),
             rec.header.timestamp.eq(picked.timestamp),
-            rec.body.eq(picked.event.body),
+            rec.body.eq(body),
             c2h.w_en.eq(have),
         ]
         with m.If(have):
@@ -119,5 +167,6 @@ class EventCollector(wiring.Component):
             c2h.r_en.eq(self.c2h.tready),
             self.inc_events.eq(sum(raised)),
             self.inc_events_lost.eq(sum(lost_at_source) + lost_at_ring),
+            self.inc_events_undeclared.eq(sum(undeclared)),
         ]
         return m

@@ -179,6 +179,11 @@ def decode(records: np.ndarray) -> list[dict]:
 SOURCE = data.StructLayout({"kind": 8, "line": 8, "aux": 16, "body": BODY})
 
 
+def body_bits(*kinds: EventKind) -> int:
+    """Bits of the body that events of ``kinds`` use: the widest one's fields (LSB first)."""
+    return max(sum(_bits(c) for _, c in BODY_FIELDS[k]) for k in kinds)
+
+
 def source_signature():
     """One event per cycle at most, no backpressure: sources never wait for the host."""
     from amaranth.lib import stream

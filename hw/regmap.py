@@ -383,7 +383,10 @@ def _build() -> RegisterMap:
                   wide=OE_COUNTER_WIDTHS[c] > 2) for c in OE_COUNTERS],
         # Up to one event per source per cycle: more than the default 2-bit increment.
         Counter("events", "Event records generated (sent or lost)", wide=True),
-        Counter("events_lost", "Event records lost because the host ring was full", wide=True),
+        Counter("events_lost", "Event records lost: host ring full, a source FIFO full, or "
+                "an undeclared kind", wide=True),
+        Counter("events_undeclared", "Events of a kind their source does not declare (a "
+                "wiring bug; also counted in events_lost)", wide=True),
     ]
     cnt = Block("counters", 0x1000, "48-bit counters, cleared by ctrl.clear_counters.",
                 counters=counters)

@@ -371,7 +371,8 @@ def check(run: Run, records: Sequence[dict], counters: dict[str, int]) -> list[s
     for source in sorted(set(want) | set(got)):
         problems += _compare_source(run, source, want.get(source, []), got.get(source, []))
 
-    model = run.result.counters | {"events": len(records), "events_lost": 0}
+    model = run.result.counters | {"events": len(records), "events_lost": 0,
+                                   "events_undeclared": 0}
     # Behind the ingress path: nothing is subscribed in these benches, so the book counts
     # nothing; the decoder counts known types at a wrong length.
     model |= dict.fromkeys(BOOK_COUNTERS, 0)

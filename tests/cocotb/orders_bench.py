@@ -833,7 +833,8 @@ def check_counters(c: dict[str, int], records: list[dict], verdicts: list[dict],
     by_reason = Counter(Reason(v["aux"]) for v in verdicts)
     reports = kinds["ouch E"] + kinds["ouch C"] + kinds["ouch J"]
     want = {
-        "events": len(records), "events_lost": 0, "tx_overflow": 0, "gaps": 0,
+        "events": len(records), "events_lost": 0, "events_undeclared": 0, "tx_overflow": 0,
+        "gaps": 0,
         "messages": n_messages, "risk_verdicts": len(verdicts),
         "trig_fired": sum(v["source"] == Source.TRIGGER for v in verdicts),
         "h2c_orders": len(run.h2c_sent), "h2c_bad": run.h2c_bad,
