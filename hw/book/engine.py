@@ -418,24 +418,46 @@ class BookEngine(wiring.Component):
         a_side = Signal()
         m.d.comb += [a_slot.eq(Mux(phase, u_slot, op.slot)),
                      a_side.eq(Mux(phase, u_side, op.side))]
-        # Window of the add's slot: the slot's base, or the one this add would set.
-        slot_base = pick(base, a_slot, 32)
-        slot_base_ok = pick(base_ok, a_slot, 1)
+        # The add's level index (``quot``) and whether it is inside the window (``inwin``),
+        # and ``auto``, the base the add sets on a slot that has none. They depend only on
+        # the add's price and its slot's base, both known one cycle before LOOKUP: at issue
+        # (the head) or, for a U's add, when its second lookup starts (``op``, ``u_slot``;
+        # ``then_u`` says which, and is a register, so the choice is early). So they are
+        # computed in that cycle and registered, which keeps the dividers off LOOKUP's path.
+        # The base is current in that cycle: only a LOOKUP sets one (a command's are set at
+        # its issue, and its clear runs before the next issue), on a slot without a base,
+        # and then the add is inside the window by construction (its own base), so it goes
+        # on to APPLY and nothing is issued in that cycle.
         half = (p.window // 2) * p.tick
         mult, shift = _divider(p)
         nb = (p.window * p.tick - 1).bit_length()
-        auto = Signal(32)
-        # Below ``half`` the base is ``price mod tick``: the divider serves (price < window·tick).
-        m.d.comb += auto.eq(Mux(op.price >= half, op.price - half,
-                                op.price - ((op.price[:nb] * mult) >> shift) * p.tick))
-        eff_base = Signal(32)
-        m.d.comb += eff_base.eq(Mux(slot_base_ok, slot_base, auto))
+        pre_price = Signal(32)
+        pre_slot = Signal(sb)
+        m.d.comb += [pre_price.eq(Mux(then_u, op.price, head.price)),
+                     pre_slot.eq(Mux(then_u, u_slot, head.slot))]
+        auto = Signal(32)       # registered: the op in LOOKUP
+        quot = Signal(ib + 1)   # registered: the op in LOOKUP
+        inwin = Signal()        # registered: the op in LOOKUP
+        pre_ok = Signal()
         diff = Signal(33)
-        m.d.comb += diff.eq(op.price - eff_base)
-        quot = Signal(ib + 1)
-        m.d.comb += quot.eq((diff[:nb] * mult) >> shift)
-        inwin = Signal()
-        m.d.comb += inwin.eq(~diff[32] & (diff < p.window * p.tick) & (quot * p.tick == diff))
+        q_base = Signal(ib + 1)
+        m.d.comb += [pre_ok.eq(pick(base_ok, pre_slot, 1)),
+                     diff.eq(pre_price - pick(base, pre_slot, 32)),
+                     q_base.eq((diff[:nb] * mult) >> shift)]
+        # Without a base the add's own base is taken, so its index needs no second divider:
+        # price / tick below ``half`` (the base is price mod tick), else the middle of the
+        # window; either is inside it.
+        q_auto = Signal(ib + 1)
+        m.d.comb += q_auto.eq((pre_price[:nb] * mult) >> shift)
+        low = Signal()
+        m.d.comb += low.eq(pre_price < half)
+        m.d.sync += [
+            auto.eq(Mux(low, pre_price - q_auto * p.tick, pre_price - half)),
+            quot.eq(Mux(pre_ok, q_base, Mux(low, q_auto, p.window // 2))),
+            inwin.eq(~pre_ok | (~diff[32] & (diff < p.window * p.tick)
+                                & (q_base * p.tick == diff))),
+        ]
+        slot_base_ok = pick(base_ok, a_slot, 1)
         new_entry = Signal(ENTRY)
         m.d.comb += [
             new_entry.valid.eq(1), new_entry.tag.eq(tag), new_entry.slot.eq(a_slot),
