@@ -68,6 +68,17 @@ def _flat_members() -> dict:
     return members
 
 
+_K = EventKind
+#: The kinds each event source raises, in the order the core hands the sources to the
+#: event collector (which stores only the body bits of these kinds): the sequencer's gap,
+#: session and end-of-session sources, the two lines' frame drops, the message tap, the
+#: book's BBO, trade, slot alert and global alert sources, the verdicts, the OE alerts.
+EVENT_KINDS: tuple[tuple[EventKind, ...], ...] = (
+    (_K.GAP, _K.INVALIDATE), (_K.SESSION,), (_K.END_OF_SESSION,), (_K.FRAME_DROP,),
+    (_K.FRAME_DROP,), (_K.MESSAGE,), (_K.BBO,), (_K.TRADE,), (_K.BOOK_ALERT,),
+    (_K.BOOK_ALERT,), (_K.VERDICT,), (_K.OE_ALERT,))
+
+
 class Core(wiring.Component):
     """The core. Parameters become identity registers, so the host knows what it drives.
 
@@ -370,11 +381,8 @@ class Core(wiring.Component):
         sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap,
                    book.ev_bbo, book.ev_trade, book.ev_alert, book.ev_global, verdict_ev,
                    oe_alert]
-        K = EventKind
-        kinds = [(K.GAP, K.INVALIDATE), (K.SESSION,), (K.END_OF_SESSION,), (K.FRAME_DROP,),
-                 (K.FRAME_DROP,), (K.MESSAGE,), (K.BBO,), (K.TRADE,), (K.BOOK_ALERT,),
-                 (K.BOOK_ALERT,), (K.VERDICT,), (K.OE_ALERT,)]
-        m.submodules.events = ev = EventCollector(kinds, depth=self.c2h_depth)
+        assert len(sources) == len(EVENT_KINDS)
+        m.submodules.events = ev = EventCollector(EVENT_KINDS, depth=self.c2h_depth)
         for i, s in enumerate(sources):
             m.d.comb += [getattr(ev, f"src{i}").valid.eq(s.valid),
                          getattr(ev, f"src{i}").payload.eq(s.payload)]

@@ -13,8 +13,8 @@ from tools.bench import BenchResult
 from tools.synth_ecp5 import synth
 
 
-def _results(label: str, factory, name: str, cmd: str) -> list[BenchResult]:
-    r = synth(factory, name)
+def _results(label: str, factory, name: str, cmd: str, **flow) -> list[BenchResult]:
+    r = synth(factory, name, **flow)
     fmax = min(r.fmax_mhz.values())
     met = "met" if r.timing_met else "MISSED"
     util = ", ".join(f"{k} {v.used}/{v.available}" for k, v in sorted(r.utilization.items())
@@ -42,6 +42,11 @@ def _parser():
 #: slots places at 83% (docs/BENCHMARKS.md, "ECP5: the core with the book").
 FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 
+#: How the core is built: LUT4-only mapping (abc9's wide LUTs cost the event collector's
+#: multiplexer about twice the slices) and router2 (router1 does not converge on it), at
+#: the clock the core can aim for today (docs/BENCHMARKS.md, "ECP5").
+CORE_FLOW = dict(widelut=False, router="router2", freq_mhz=60.0)
+
 
 def core_fit():
     """The core with :data:`FIT_BOOK` (``tools/synth_ecp5.py`` factory)."""
@@ -50,10 +55,40 @@ def core_fit():
     return build_core(book=BookParams(**FIT_BOOK))
 
 
+def _ported(dut):
+    """``(dut, ports)`` without the constant members (``always_ready`` streams' ready)."""
+    from amaranth.hdl import Const, Value
+    values = [Value.cast(v) for _, _, v in dut.signature.flatten(dut)]
+    return dut, [v for v in values if not isinstance(v, Const)]
+
+
+# The core's largest blocks alone, sized as in core_fit, to find what limits it (factories
+# for tools/synth_ecp5.py; docs/BENCHMARKS.md, "ECP5", has their figures).
+
+def block_book():
+    from hw.book.engine import BookEngine
+    from hw.book.params import BookParams
+    return _ported(BookEngine(BookParams(**FIT_BOOK)))
+
+
+def block_risk():
+    from hw.book.params import BookParams
+    from hw.risk.gate import RiskGate
+    from hw.risk.params import RiskParams
+    book = BookParams(**FIT_BOOK)
+    return _ported(RiskGate(RiskParams(slots=book.slots, tick=book.tick)))
+
+
+def block_events():
+    from hw.core import EVENT_KINDS
+    from hw.eventq import EventCollector
+    return _ported(EventCollector(EVENT_KINDS, depth=512))
+
+
 def run() -> list[BenchResult]:
     out = _results("line parser (one line)", _parser, "bench_parser",
                    ".venv/bin/python tools/bench/run.py synth")
     book = ", ".join(f"{k} {v:,}" for k, v in FIT_BOOK.items())
     out += _results(f"core with the book ({book})", core_fit, "bench_core_fit",
-                    "make synth   # or: .venv/bin/python tools/bench/run.py synth")
+                    "make synth   # or: .venv/bin/python tools/bench/run.py synth", **CORE_FLOW)
     return out
