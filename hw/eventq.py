@@ -9,8 +9,11 @@ Why each source declares its kinds: most events use a small part of the 48-byte 
 frame drop 10 bytes, a verdict 24), and the collector's cost is its source FIFOs (distributed
 RAM) and the multiplexer that picks one of them, both as wide as what a source stores. So a
 source stores only the body bits of the widest kind it declares (:func:`hw.events.body_bits`);
-the record's remaining body bytes are zero, exactly as the narrower kinds define them. In the
-core this halves the collector (docs/BENCHMARKS.md, "ECP5").
+the record's remaining body bytes are zero, exactly as the narrower kinds define them. The
+collector alone, with its sources as ports, shrinks from 7,765 to 4,377 LUT4 (LUT4-only
+mapping). In the flattened core Yosys had already found most of those bits constant and
+dropped them, so there the gain is small; what the declaration adds is that the width is
+stated and checked (``events_undeclared``) instead of left to the optimiser.
 
 Loss is never silent:
 
