@@ -48,11 +48,12 @@ FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 CORE_FLOW = dict(widelut=False, router="router2", freq_mhz=60.0)
 
 
-def core_fit():
-    """The core with :data:`FIT_BOOK` (``tools/synth_ecp5.py`` factory)."""
+def core_fit(**book):
+    """The core with :data:`FIT_BOOK`, or with some of its values replaced (``tools/synth_ecp5.py``
+    factory: ``--arg slots=2``)."""
     from hw.book.params import BookParams
     from hw.top import build_core
-    return build_core(book=BookParams(**FIT_BOOK))
+    return build_core(book=BookParams(**(FIT_BOOK | book)))
 
 
 def _ported(dut):
