@@ -159,7 +159,7 @@ def test_detects_altered_stimulus(bench: GateBench, tmp_path: Path) -> None:
     else:
         pytest.fail(f"{WHERE}: no accepted new order after verdict #{start}")
     cycle = int(want.verdict_cycles[i])
-    patch_input(stim, bench.layout, cycle - 1, "kill", 1)   # S2 of that order: cycle - 1
+    patch_input(stim, bench.layout, cycle - 1, "kill", 1)   # S3 of that order: cycle - 1
     got = bench.run(stim, tmp_path)
     found = compare(bench, want, got)
     assert found and found[0].endswith(f"first differing cycle {cycle}"), f"{WHERE}: {found}"

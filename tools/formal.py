@@ -66,7 +66,7 @@ _Z3_SYN = "smtbmc --nomem --syn z3"
 
 PROOFS = {p.name: p for p in (
     Proof("risk_pipeline", _risk("pipeline"), "prove", 6,
-          "risk gate: exactly one verdict per order, 3 cycles later, for that order; "
+          "risk gate: exactly one verdict per order, 4 cycles later, for that order; "
           "nothing accepted under a kill switch; cancels never rejected"),
     Proof("risk_accounting", _risk("accounting"), "prove", 8,
           "risk gate: open orders, positions and open shares as the host sees them follow "

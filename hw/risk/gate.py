@@ -1,4 +1,4 @@
-"""The pre-trade risk gate: one order per cycle, a verdict three cycles later (docs/risk.md).
+"""The pre-trade risk gate: one order per cycle, a verdict four cycles later (docs/risk.md).
 
 Every order — from an on-card trigger or from the host — passes here before it can be
 encoded for the exchange, and each one presented yields exactly one verdict: accepted, or
@@ -8,24 +8,32 @@ reference model is :mod:`sim.model.risk`; the safety properties are proven in
 
 Why it is shaped this way:
 
-* **Three stages, no stall.** P (presentation): the symbol's limit row and market data are
+* **Four stages, no stall.** P (presentation): the symbol's limit row and market data are
   read from block RAM, the global limits are captured. S1: the checks that depend only on
-  the order, its limits and the market (size, notional, staleness, reference price and
-  collar; the multiplies). S2: the checks against trading state (kill switches, tokens,
-  positions, open orders, throttle), the verdict, and the state update — all in one cycle,
-  so the next order's S2 sees this one's effect and there is no hazard to forward around.
+  the order, its limits and the market and are cheap (enable, size, staleness, a reference
+  at all), the collar's reference price and the order's distance from it, and the notional
+  product. S2: the rest of those checks, the arithmetic ones — the collar's multiplies and
+  compares, the notional against its limit. S3: the checks against trading state (kill
+  switches, tokens, positions, open orders, throttle), the verdict, and the state update —
+  all in one cycle, so the next order's S3 sees this one's effect and there is no hazard to
+  forward around. S3 needs its verdict as late as it can: ``accept`` is formed from the
+  failed checks, not decoded from the reason, and every sum the state update writes is
+  formed without it (``accept`` only picks). (S1 and S2 were one stage, whose RAM read,
+  reference adder, distance and multiplies in a row limited the clock; splitting them cost
+  a cycle of latency and changed no verdict: all they use was captured at P, or, the age,
+  at S1 as before.)
 * **Atomic limits.** The limits live in two banks (a per-symbol table in block RAM, the
   global set in registers). The host writes the shadow bank; ``commit`` swaps the banks in
   one clock edge. An order captures everything it is checked against at P, from one bank,
   so no order can see half of one set and half of another. After a swap, a copy brings the
   new shadow bank up to date (``slots + 1`` cycles, ``busy``); stores and commits in that
   time are refused and flagged (``store_error``), never half applied.
-* **Kill switches are not banked**: they are levels read at S2, so a kill written in one
+* **Kill switches are not banked**: they are levels read at S3, so a kill written in one
   cycle rejects every verdict from the next cycle on.
 * **No accepted order can find the egress queue full.** Accepted orders *and* cancels go
   into the OUCH encoder's FIFO (:class:`hw.oe.encoder.OrderEncoder`; a cancel becomes an
   OUCH ``X`` message through the same FIFO), whose ``space`` (depth − level) arrives here as
-  ``egress_space``. For the order whose verdict S2 decides in cycle *t*:
+  ``egress_space``. For the order whose verdict S3 decides in cycle *t*:
 
   - it is written into the FIFO at the end of *t* + 1 (the verdict register shows it in
     *t* + 1, the encoder writes what it shows), so it fits if level(*t* + 1) < depth;
@@ -33,9 +41,9 @@ Why it is shaped this way:
     *t* − 1, written at the end of *t*, not yet in level(*t*)). Let ``ahead`` be 1 if that
     verdict accepts an order, new or cancel, else 0. Reads only lower the level, so
     level(*t* + 1) ≤ level(*t*) + ``ahead``;
-  - the orders in P and S1 are behind it: they are written after it, and each is judged
-    in its own S2 cycle against the space and the verdict ahead of it then — so the
-    pipeline's three stages never need counting together.
+  - the orders in P, S1 and S2 are behind it: they are written after it, and each is
+    judged in its own S3 cycle against the space and the verdict ahead of it then — so the
+    pipeline's stages never need counting together, however many there are.
 
   Hence accept only if level(*t*) + ``ahead`` < depth, i.e. ``egress_space > ahead``; else
   the order is rejected ``EGRESS_FULL``. It is the last check of a new order (every risk
@@ -193,14 +201,12 @@ class RiskGate(wiring.Component):
         s1_glob = Signal(GLOB)
         m.d.sync += [s1_valid.eq(self.orders.valid), s1.eq(o_in), s1_glob.eq(glob_active)]
 
-        # -- S1: checks on the order, its limits and the market ------------------------------
+        # -- S1: the cheap checks, the reference and the distance from it, the notional -----
         lim = Signal(LIM)
         mkt = Signal(MKT)
         m.d.comb += [lim.eq(lim_rd.data), mkt.eq(md_rd.data)]
         age = Signal(TIME_BITS)
         m.d.comb += age.eq(now - mkt.time)
-        notional = Signal(p.notional_bits)
-        m.d.comb += notional.eq(s1.shares * s1.price)
         mid_ok = Signal()
         ref = Signal(p.price_bits)
         m.d.comb += [
@@ -209,19 +215,22 @@ class RiskGate(wiring.Component):
         ]
         diff = Signal(p.price_bits)
         m.d.comb += diff.eq(Mux(s1.price >= ref, s1.price - ref, ref - s1.price))
-        ticks_ok = Signal()
-        bps_ok = Signal()
-        m.d.comb += [ticks_ok.eq(diff <= lim.collar * Const(p.tick, 16)),
-                     bps_ok.eq(diff * Const(10_000, 14) <= lim.collar * ref)]
-        collar_on = Signal()
-        m.d.comb += collar_on.eq(lim.collar_mode != Collar.OFF)
 
+        # The flags of the failed checks, in the order the verdict takes them. S1 sets all
+        # but max_notional and collar, which S2 adds.
+        FLAGS = data.StructLayout({
+            "disabled": 1, "bad_order": 1, "max_size": 1, "max_notional": 1, "stale": 1,
+            "no_ref": 1, "collar": 1})
         max_age = s1_glob.max_age
         s2_valid = Signal()
         s2 = Signal(ORDER)
-        s2_flags = Signal(data.StructLayout({
-            "disabled": 1, "bad_order": 1, "max_size": 1, "max_notional": 1, "stale": 1,
-            "no_ref": 1, "collar": 1}))
+        s2_flags = Signal(FLAGS)
+        s2_notional = Signal(p.notional_bits)
+        s2_max_notional = Signal.like(lim.max_notional)
+        s2_collar_mode = Signal.like(lim.collar_mode)
+        s2_collar = Signal.like(lim.collar)
+        s2_ref = Signal.like(ref)
+        s2_diff = Signal.like(diff)
         s2_max_long = Signal.like(lim.max_long)
         s2_max_short = Signal.like(lim.max_short)
         s2_max_open = Signal(p.count_bits)
@@ -231,17 +240,44 @@ class RiskGate(wiring.Component):
             s2_flags.disabled.eq(~lim.enable),
             s2_flags.bad_order.eq((s1.shares == 0) | (s1.price == 0)),
             s2_flags.max_size.eq(s1.shares > lim.max_shares),
-            s2_flags.max_notional.eq(notional > lim.max_notional),
             s2_flags.stale.eq((mkt.valid & mkt.stale)
                               | ((max_age != 0) & (~mkt.valid | (age > max_age)))),
-            s2_flags.no_ref.eq(collar_on & (ref == 0)),
-            s2_flags.collar.eq(collar_on & ~Mux(lim.collar_mode == Collar.TICKS, ticks_ok,
-                                                (lim.collar_mode == Collar.BPS) & bps_ok)),
+            s2_flags.no_ref.eq((lim.collar_mode != Collar.OFF) & (ref == 0)),
+            s2_notional.eq(s1.shares * s1.price), s2_max_notional.eq(lim.max_notional),
+            s2_collar_mode.eq(lim.collar_mode), s2_collar.eq(lim.collar),
+            s2_ref.eq(ref), s2_diff.eq(diff),
             s2_max_long.eq(lim.max_long), s2_max_short.eq(lim.max_short),
             s2_max_open.eq(s1_glob.max_open), s2_throttle.eq(s1_glob.rate_period != 0),
         ]
 
-        # -- S2: checks against trading state, verdict, state update -------------------------
+        # -- S2: the collar's multiplies and compares, the notional limit --------------------
+        ticks_ok = Signal()
+        bps_ok = Signal()
+        m.d.comb += [ticks_ok.eq(s2_diff <= s2_collar * Const(p.tick, 16)),
+                     bps_ok.eq(s2_diff * Const(10_000, 14) <= s2_collar * s2_ref)]
+        collar_on = Signal()
+        m.d.comb += collar_on.eq(s2_collar_mode != Collar.OFF)
+
+        s3_valid = Signal()
+        s3 = Signal(ORDER)
+        s3_flags = Signal(FLAGS)
+        s3_max_long = Signal.like(s2_max_long)
+        s3_max_short = Signal.like(s2_max_short)
+        s3_max_open = Signal.like(s2_max_open)
+        s3_throttle = Signal()
+        m.d.sync += [
+            s3_valid.eq(s2_valid), s3.eq(s2),
+            s3_flags.disabled.eq(s2_flags.disabled), s3_flags.bad_order.eq(s2_flags.bad_order),
+            s3_flags.max_size.eq(s2_flags.max_size),
+            s3_flags.max_notional.eq(s2_notional > s2_max_notional),
+            s3_flags.stale.eq(s2_flags.stale), s3_flags.no_ref.eq(s2_flags.no_ref),
+            s3_flags.collar.eq(collar_on & ~Mux(s2_collar_mode == Collar.TICKS, ticks_ok,
+                                                (s2_collar_mode == Collar.BPS) & bps_ok)),
+            s3_max_long.eq(s2_max_long), s3_max_short.eq(s2_max_short),
+            s3_max_open.eq(s2_max_open), s3_throttle.eq(s2_throttle),
+        ]
+
+        # -- S3: checks against trading state, verdict, state update -------------------------
         PB, OB, CB = p.position_bits, p.open_bits, p.count_bits
         position = self.exposure.position
         open_buy = self.exposure.open_buy
@@ -251,7 +287,7 @@ class RiskGate(wiring.Component):
         bucket = Signal(CB)
         gap_pending = Signal()
 
-        slot = s2.slot
+        slot = s3.slot
         pos = Signal(signed(PB))
         ob = Signal(OB)
         os_ = Signal(OB)
@@ -260,8 +296,8 @@ class RiskGate(wiring.Component):
         # signed bits (at the defaults 48, 48, 32 and 51).
         long_sum = Signal(signed(PB + 3))
         short_sum = Signal(signed(PB + 3))
-        m.d.comb += [long_sum.eq(pos + ob + s2.shares),
-                     short_sum.eq(signed_wider(os_) + s2.shares - pos)]
+        m.d.comb += [long_sum.eq(pos + ob + s3.shares),
+                     short_sum.eq(signed_wider(os_) + s3.shares - pos)]
         killed_slot = Signal()
         m.d.comb += killed_slot.eq(self.kill_slots.bit_select(slot, 1))
 
@@ -272,53 +308,48 @@ class RiskGate(wiring.Component):
                               & (self.verdicts.payload.reason == Reason.ACCEPTED)),
                      egress_room.eq(self.egress_space > ahead)]
 
+        # Each check of a new order, in Reason order: the verdict is the first that fails;
+        # the order is accepted if none does (accept does not wait for the reason).
+        f = s3_flags
+        checks = [
+            (Reason.KILL, self.kill),
+            (Reason.KILL_SYMBOL, killed_slot),
+            (Reason.DISABLED, f.disabled),
+            (Reason.BAD_TOKEN, s3.token <= last_token[s3.source]),
+            (Reason.BAD_ORDER, f.bad_order),
+            (Reason.MAX_SIZE, f.max_size),
+            (Reason.MAX_NOTIONAL, f.max_notional),
+            (Reason.STALE_DATA, f.stale | gap_pending),
+            (Reason.NO_REFERENCE, f.no_ref),
+            (Reason.PRICE_COLLAR, f.collar),
+            (Reason.POSITION_LONG, (s3.side == Side.BUY) & (long_sum > s3_max_long)),
+            (Reason.POSITION_SHORT, (s3.side == Side.SELL) & (short_sum > s3_max_short)),
+            (Reason.MAX_OPEN, open_orders >= s3_max_open),
+            (Reason.THROTTLE, s3_throttle & (bucket == 0)),
+            (Reason.EGRESS_FULL, ~egress_room),
+        ]
+        fails = Signal(len(checks))
+        m.d.comb += fails.eq(Cat(cond for _, cond in checks))
         reason = Signal(Reason)
-        f = s2_flags
-        with m.If(s2.kind == OrderKind.CANCEL):
+        with m.If(s3.kind == OrderKind.CANCEL):
             m.d.comb += reason.eq(Mux(egress_room, Reason.ACCEPTED, Reason.EGRESS_FULL))
-        with m.Elif(self.kill):
-            m.d.comb += reason.eq(Reason.KILL)
-        with m.Elif(killed_slot):
-            m.d.comb += reason.eq(Reason.KILL_SYMBOL)
-        with m.Elif(f.disabled):
-            m.d.comb += reason.eq(Reason.DISABLED)
-        with m.Elif(s2.token <= last_token[s2.source]):
-            m.d.comb += reason.eq(Reason.BAD_TOKEN)
-        with m.Elif(f.bad_order):
-            m.d.comb += reason.eq(Reason.BAD_ORDER)
-        with m.Elif(f.max_size):
-            m.d.comb += reason.eq(Reason.MAX_SIZE)
-        with m.Elif(f.max_notional):
-            m.d.comb += reason.eq(Reason.MAX_NOTIONAL)
-        with m.Elif(f.stale | gap_pending):
-            m.d.comb += reason.eq(Reason.STALE_DATA)
-        with m.Elif(f.no_ref):
-            m.d.comb += reason.eq(Reason.NO_REFERENCE)
-        with m.Elif(f.collar):
-            m.d.comb += reason.eq(Reason.PRICE_COLLAR)
-        with m.Elif((s2.side == Side.BUY) & (long_sum > s2_max_long)):
-            m.d.comb += reason.eq(Reason.POSITION_LONG)
-        with m.Elif((s2.side == Side.SELL) & (short_sum > s2_max_short)):
-            m.d.comb += reason.eq(Reason.POSITION_SHORT)
-        with m.Elif(open_orders >= s2_max_open):
-            m.d.comb += reason.eq(Reason.MAX_OPEN)
-        with m.Elif(s2_throttle & (bucket == 0)):
-            m.d.comb += reason.eq(Reason.THROTTLE)
-        with m.Elif(~egress_room):
-            m.d.comb += reason.eq(Reason.EGRESS_FULL)
+        for i, (r, _) in enumerate(checks):
+            with m.Elif(fails[i]):
+                m.d.comb += reason.eq(r)
         with m.Else():
             m.d.comb += reason.eq(Reason.ACCEPTED)
 
-        m.d.sync += [self.verdicts.valid.eq(s2_valid), self.verdicts.payload.order.eq(s2),
+        m.d.sync += [self.verdicts.valid.eq(s3_valid), self.verdicts.payload.order.eq(s3),
                      self.verdicts.payload.reason.eq(reason)]
-        accept = Signal()
-        m.d.comb += accept.eq(s2_valid & (s2.kind == OrderKind.NEW)
-                              & (reason == Reason.ACCEPTED))
+        accept = Signal()       # the verdict accepts a new order: reason ACCEPTED, not a cancel
+        m.d.comb += accept.eq(s3_valid & (s3.kind == OrderKind.NEW) & (fails == 0))
         with m.If(accept):
-            m.d.sync += last_token[s2.source].eq(s2.token)
+            m.d.sync += last_token[s3.source].eq(s3.token)
 
         # Open shares: the accepted order adds on its (slot, side), the report subtracts on
-        # its own; when both name the same pair, one clamped sum takes both.
+        # its own; when both name the same pair, one clamped sum takes both. The sums do not
+        # depend on the verdict: ``accept`` only chooses which are written (the order's write
+        # comes last, so on the same pair it replaces the report's).
         rep = self.reports.payload
         rv = self.reports.valid
 
@@ -329,16 +360,16 @@ class RiskGate(wiring.Component):
         for side, table in ((Side.BUY, open_buy), (Side.SELL, open_sell)):
             a_here = Signal(name=f"a_{side.name.lower()}")
             r_here = Signal(name=f"r_{side.name.lower()}")
-            m.d.comb += [a_here.eq(accept & (s2.side == side)),
+            m.d.comb += [a_here.eq(accept & (s3.side == side)),
                          r_here.eq(rv & (rep.side == side))]
-            same = Signal(name=f"same_{side.name.lower()}")
-            m.d.comb += same.eq(a_here & r_here & (rep.slot == slot))
+            same = Signal(name=f"same_{side.name.lower()}")     # the report on the order's slot
+            m.d.comb += same.eq(r_here & (rep.slot == slot))
             v_new = Signal(signed(OB + 2), name=f"v_{side.name.lower()}")
             r_new = Signal(signed(OB + 2), name=f"rn_{side.name.lower()}")
-            m.d.comb += [v_new.eq(signed_wider(table[slot]) + s2.shares
+            m.d.comb += [v_new.eq(signed_wider(table[slot]) + s3.shares
                                   - Mux(same, rep.shares, 0)),
                          r_new.eq(signed_wider(table[rep.slot]) - rep.shares)]
-            with m.If(r_here & ~same):
+            with m.If(r_here):
                 m.d.sync += table[rep.slot].eq(clamp_open(r_new))
             with m.If(a_here):
                 m.d.sync += table[slot].eq(clamp_open(v_new))
@@ -355,10 +386,15 @@ class RiskGate(wiring.Component):
         with m.If(self.pos_write):
             m.d.sync += position[self.pos_slot].eq(self.pos_value)
 
-        cnt = Signal(signed(CB + 2))
-        m.d.comb += cnt.eq(signed_wider(open_orders) + accept - (rv & rep.done))
+        # Open orders: + 1 for an accepted order, - 1 for a report that ends one, saturating;
+        # both sums are formed, accept picks one.
         cmax = (1 << CB) - 1
-        m.d.sync += open_orders.eq(Mux(cnt < 0, 0, Mux(cnt > cmax, cmax, cnt)))
+        cnt_keep = Signal(signed(CB + 2))
+        cnt_acc = Signal(signed(CB + 2))
+        m.d.comb += [cnt_keep.eq(signed_wider(open_orders) - (rv & rep.done)),
+                     cnt_acc.eq(signed_wider(open_orders) + 1 - (rv & rep.done))]
+        m.d.sync += open_orders.eq(Mux(accept, Mux(cnt_acc > cmax, cmax, cnt_acc),
+                                       Mux(cnt_keep < 0, 0, cnt_keep)))
 
         # Throttle: one token every rate_period cycles up to rate_burst. The bucket is full
         # (rate_burst) while the throttle is off and from the first cycle a commit turns it
@@ -375,10 +411,14 @@ class RiskGate(wiring.Component):
                 m.d.sync += rate_ctr.eq(0)
             with m.Else():
                 m.d.sync += rate_ctr.eq(rate_ctr + 1)
-            b = Signal(signed(CB + 2))
-            m.d.comb += b.eq(signed_wider(bucket) + refill - accept)
-            m.d.sync += bucket.eq(Mux(b < 0, 0, Mux(b > glob_next.rate_burst,
-                                                    glob_next.rate_burst, b)))
+
+            def clamp_bucket(b):
+                return Mux(b < 0, 0, Mux(b > glob_next.rate_burst, glob_next.rate_burst, b))
+            b_keep = Signal(signed(CB + 2))
+            b_acc = Signal(signed(CB + 2))
+            m.d.comb += [b_keep.eq(signed_wider(bucket) + refill),
+                         b_acc.eq(signed_wider(bucket) + refill - 1)]
+            m.d.sync += bucket.eq(Mux(accept, clamp_bucket(b_acc), clamp_bucket(b_keep)))
 
         with m.If(self.gap):
             m.d.sync += gap_pending.eq(1)

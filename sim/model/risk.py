@@ -26,7 +26,7 @@ from hw.risk.params import (
 )
 
 #: Cycles from an order's presentation to its verdict on the gate's output.
-LATENCY = 3
+LATENCY = 4
 
 
 def default_limits() -> dict:
@@ -193,6 +193,7 @@ class RiskModel:
         self.rate_ctr = 0
         self._s1: dict | None = None    # the order in stage 1 with what it captured
         self._s2: dict | None = None
+        self._s3: dict | None = None
         self._out: tuple[dict, Reason] | None = None
 
     @property
@@ -215,17 +216,18 @@ class RiskModel:
             self.md[c.md["slot"]] = Market(True, c.md["bid_px"], c.md["ask_px"],
                                           bool(c.md["stale"]), t)
 
-        # -- stage 2 (the order presented two cycles ago): the verdict -------------------
+        # -- stage 3 (the order presented three cycles ago): the verdict -----------------
         verdict = None
-        if self._s2 is not None:
-            s2 = self._s2
-            o = s2["order"]
+        if self._s3 is not None:
+            s3 = self._s3
+            o = s3["order"]
             ahead = int(out is not None and out[1] == Reason.ACCEPTED)
             space = egress_space(p, c)
-            reason = check(o, s2["lim"], s2["glob"], s2["md"], s2["age"], st,
+            reason = check(o, s3["lim"], s3["glob"], s3["md"], s3["age"], st,
                            kill=c.kill, kill_symbol=bool(c.kill_slots >> o["slot"] & 1),
                            tick=p.tick, egress_room=space > ahead)
             verdict = (o, reason)
+        # -- stage 2: nothing here (the gate's collar and notional arithmetic); it moves on
         # -- stage 1: capture the age (the rest was captured at presentation) --------------
         s1 = self._s1
         if s1 is not None:
@@ -308,6 +310,7 @@ class RiskModel:
             self.store_error = True     # a commit while the copy runs is refused
 
         self._out = verdict
+        self._s3 = self._s2
         self._s2 = s1
         self._s1 = s0
         self.cycle += 1

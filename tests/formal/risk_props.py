@@ -9,9 +9,9 @@ logic checked against itself.
 The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Verification"):
 
 * ``pipeline`` (k-induction, unbounded; default widths): every order presented yields
-  exactly one verdict, three cycles later, for that same order; no new order is accepted
-  while the global or its symbol's kill switch was on in the cycle it was decided; a cancel
-  is rejected for nothing but ``EGRESS_FULL``.
+  exactly one verdict, :data:`~sim.model.risk.LATENCY` (4) cycles later, for that same
+  order; no new order is accepted while the global or its symbol's kill switch was on in the
+  cycle it was decided; a cancel is rejected for nothing but ``EGRESS_FULL``.
 * ``accounting`` (k-induction, unbounded): what the gate shows the host of its trading state
   — the open-order count, and the position and open buys and sells of the symbol selected by
   ``view_slot`` — is what the harness derives from the accepted verdicts, the execution
@@ -47,8 +47,8 @@ the first verdicts in ten minutes).
 **Invariants.** A bounded check that must relate accumulated state of the gate to the
 harness's (two chains of sums, one step per cycle) grows exponentially with its depth in
 z3. So the harness also states how its own bookkeeping relates to the gate: the verdict
-leaving is for the order presented three cycles before; the gate's ``bank``, ``busy`` and
-``open_orders`` outputs are the harness's; and each symbol's position and open buys and
+leaving is for the order presented ``LATENCY`` cycles before; the gate's ``bank``, ``busy``
+and ``open_orders`` outputs are the harness's; and each symbol's position and open buys and
 sells — the gate's exposure registers, ``RiskGate.exposure``, the one place the harness
 names the gate's internals — are the harness's a cycle late. ``accounting`` *asserts*
 them and proves them by k-induction for every reachable state of this same instance; the

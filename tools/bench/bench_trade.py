@@ -9,7 +9,7 @@
   sequence number, whose last byte's beat the frame schedule gives. Stated as min and max,
   and in nanoseconds at the core's measured ECP5 Fmax (docs/BENCHMARKS.md, synth) and at
   322 MHz (a 25G MAC's clock).
-* Risk gate: its latency is the constant 3 cycles that ``risk_pipeline`` proves
+* Risk gate: its latency is the constant 4 cycles that ``risk_pipeline`` proves
   (tools/formal.py); throughput one order per cycle, measured by the gate's Verilator driver
   (sim/harness/riskbench) on a million orders.
 """
@@ -135,7 +135,8 @@ def gate_figures() -> list[BenchResult]:
         raise AssertionError(f"risk_pipeline did not pass: {r.status}\n{r.log_tail}")
     cmd = ".venv/bin/python tools/formal.py risk_pipeline"
     note = (f"proven by k-induction in {r.seconds:.0f} s: every order presented, in any "
-            "cycle including every cycle, yields exactly one verdict 3 cycles later")
+            f"cycle including every cycle, yields exactly one verdict {GATE_LATENCY} cycles "
+            "later")
     return [BenchResult("risk gate latency", GATE_LATENCY, "cycles", cmd, note),
             BenchResult("risk gate throughput", 1, "orders/cycle", cmd,
                         note + "; the gate has no ready signal, so it never stalls")]
