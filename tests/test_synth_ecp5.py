@@ -19,6 +19,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tools.synth_ecp5 import (
+    ROUTERS,
     SynthError,
     Usage,
     parse_kwargs,
@@ -178,7 +179,20 @@ def test_parse_nextpnr_report_keeps_used_bels() -> None:
 
 
 def test_unknown_router_is_refused_before_any_work(tmp_path: Path) -> None:
-    from tools.synth_ecp5 import synth
     with pytest.raises(ValueError, match="router3"):
         synth(xor_accumulator, "x", router="router3", workdir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_core_flow_factories_build_what_they_name() -> None:
+    """The bench's factories for the core and its blocks (no synthesis: construction only)."""
+    from amaranth.hdl import Const
+
+    from tools.bench import bench_synth as bs
+    assert bs.CORE_FLOW["widelut"] is False and bs.CORE_FLOW["router"] in ROUTERS
+    core = bs.core_fit(slots=2)
+    assert core.book.slots == 2 and core.book.orders == bs.FIT_BOOK["orders"]
+    assert bs.core_fit().book.slots == bs.FIT_BOOK["slots"]
+    for factory in (bs.block_book, bs.block_risk, bs.block_events):
+        dut, ports = factory()
+        assert ports and not any(isinstance(p, Const) for p in ports), factory.__name__
