@@ -22,6 +22,7 @@ from tools.synth_ecp5 import (
     ROUTERS,
     SynthError,
     Usage,
+    _resolve,
     parse_kwargs,
     parse_nextpnr_report,
     routed_fmax_lines,
@@ -200,6 +201,5 @@ def test_core_flow_factories_build_what_they_name() -> None:
     assert core.book.slots == 2 and core.book.orders == bs.FIT_BOOK["orders"]
     assert built(bs.core_fit()).book.slots == bs.FIT_BOOK["slots"]
     for factory in (bs.block_book, bs.block_risk, bs.block_events):
-        dut, ports = factory()
-        built(dut)
+        dut, ports = _resolve(built(factory()))
         assert ports and not any(isinstance(p, Const) for p in ports), factory.__name__

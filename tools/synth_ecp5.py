@@ -55,7 +55,8 @@ Command line::
 ``FACTORY`` names a class or function in ``MODULE`` (imported with the current directory
 and the repository root on ``sys.path``); it is called with the ``--arg`` keyword arguments
 (values parsed as integers where possible, ``0x``/``0b`` prefixes included) and returns
-either a convertible elaboratable (a :class:`amaranth.lib.wiring.Component`) or a pair
+either a :class:`amaranth.lib.wiring.Component` (its ports are its members' values, less
+constants such as an always-ready stream's ``ready``) or a pair
 ``(elaboratable, ports)`` for a plain :class:`~amaranth.hdl.Elaboratable`.
 """
 
@@ -79,7 +80,8 @@ from pathlib import Path
 from typing import Any
 
 from amaranth.back import rtlil
-from amaranth.hdl import Elaboratable
+from amaranth.hdl import Const, Elaboratable, Value
+from amaranth.lib import wiring
 
 __all__ = ["DEVICE", "SynthError", "SynthResult", "Usage", "main", "synth", "tool_versions"]
 
@@ -196,6 +198,11 @@ def _resolve(source: DesignSource) -> tuple[Elaboratable, Sequence[Any] | None]:
         return elaboratable, list(ports)
     if not isinstance(design, Elaboratable):
         raise TypeError(f"expected an Elaboratable or (Elaboratable, ports), got {design!r}")
+    if isinstance(design, wiring.Component):
+        # The values behind its members, minus constants (the ``ready`` of an always-ready
+        # stream), which cannot be ports of a netlist.
+        values = [Value.cast(v) for _, _, v in design.signature.flatten(design)]
+        return design, [v for v in values if not isinstance(v, Const)]
     return design, None
 
 

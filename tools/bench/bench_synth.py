@@ -58,20 +58,13 @@ def core_fit(**book):
     return build_core(book=BookParams(**(FIT_BOOK | book)))
 
 
-def _ported(dut):
-    """``(dut, ports)`` without the constant members (``always_ready`` streams' ready)."""
-    from amaranth.hdl import Const, Value
-    values = [Value.cast(v) for _, _, v in dut.signature.flatten(dut)]
-    return dut, [v for v in values if not isinstance(v, Const)]
-
-
 # The core's largest blocks alone, sized as in core_fit, to find what limits it (factories
 # for tools/synth_ecp5.py; docs/BENCHMARKS.md, "ECP5", has their figures).
 
 def block_book():
     from hw.book.engine import BookEngine
     from hw.book.params import BookParams
-    return _ported(BookEngine(BookParams(**FIT_BOOK)))
+    return BookEngine(BookParams(**FIT_BOOK))
 
 
 def block_risk():
@@ -79,13 +72,13 @@ def block_risk():
     from hw.risk.gate import RiskGate
     from hw.risk.params import RiskParams
     book = BookParams(**FIT_BOOK)
-    return _ported(RiskGate(RiskParams(slots=book.slots, tick=book.tick)))
+    return RiskGate(RiskParams(slots=book.slots, tick=book.tick))
 
 
 def block_events():
     from hw.core import EVENT_KINDS
     from hw.eventq import EventCollector
-    return _ported(EventCollector(EVENT_KINDS, depth=512))
+    return EventCollector(EVENT_KINDS, depth=512)
 
 
 def run() -> list[BenchResult]:
