@@ -27,11 +27,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tools/bench/run.py $(BENCHES)
 
-# Out-of-context ECP5 synthesis + place & route of the whole core, its book sized to fit the
+# ECP5 synthesis + place & route of the whole core in a scan shell, its book sized to fit the
 # LFE5UM5G-85F (tools/bench/bench_synth.py FIT_BOOK and CORE_FLOW; see tools/synth_ecp5.py).
 synth: $(STAMP)
-	$(BIN)/python tools/synth_ecp5.py tools.bench.bench_synth:core_fit --nowidelut --router router2 \
-		--freq 60 --json build/synth/CoreTop.json
+	$(BIN)/python -m tools.bench.bench_synth --json build/synth/CoreTop.json
 
 # Formal proofs with SymbiYosys and z3 (all from PyPI; see tools/formal.py, docs/risk.md).
 formal: $(STAMP)

