@@ -431,6 +431,11 @@ class BookEngine(wiring.Component):
         half = (p.window // 2) * p.tick
         mult, shift = _divider(p)
         nb = (p.window * p.tick - 1).bit_length()
+
+        def ticks(offset):
+            """``offset // tick`` for an offset below ``window × tick`` (a multiply)."""
+            return (offset[:nb] * mult) >> shift
+
         pre_price = Signal(32)
         pre_slot = Signal(sb)
         m.d.comb += [pre_price.eq(Mux(then_u, op.price, head.price)),
@@ -443,12 +448,12 @@ class BookEngine(wiring.Component):
         q_base = Signal(ib + 1)
         m.d.comb += [pre_ok.eq(pick(base_ok, pre_slot, 1)),
                      diff.eq(pre_price - pick(base, pre_slot, 32)),
-                     q_base.eq((diff[:nb] * mult) >> shift)]
+                     q_base.eq(ticks(diff))]
         # Without a base the add's own base is taken, so its index needs no second divider:
         # price / tick below ``half`` (the base is price mod tick), else the middle of the
         # window; either is inside it.
         q_auto = Signal(ib + 1)
-        m.d.comb += q_auto.eq((pre_price[:nb] * mult) >> shift)
+        m.d.comb += q_auto.eq(ticks(pre_price))
         low = Signal()
         m.d.comb += low.eq(pre_price < half)
         m.d.sync += [

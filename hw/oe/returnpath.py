@@ -22,7 +22,7 @@ order of their messages.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Value
+from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,12 +73,3 @@ class ReturnPath(wiring.Component):
             m.d.comb += getattr(self, f"inc_{c}").eq(getattr(tab, f"inc_{c}"))
         return m
 
-
-def synthesis_design(depth: int = DEFAULT_DEPTH) -> tuple[ReturnPath, list]:
-    """``(design, ports)`` for ``tools/synth_ecp5.py hw.oe.returnpath:synthesis_design``.
-
-    The ports are the values behind the component's members, minus the ``ready`` of its
-    always-ready streams: those are constants, which cannot be ports of a netlist."""
-    dut = ReturnPath(depth=depth)
-    values = [Value.cast(v) for _, _, v in dut.signature.flatten(dut)]
-    return dut, [v for v in values if not isinstance(v, Const)]
