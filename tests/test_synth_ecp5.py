@@ -143,6 +143,9 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     assert "synth_ecp5 -nowidelut -top top" in data["commands"][0]
     assert data["timing_met"] is True
     assert data["invocation"].startswith("python tools/synth_ecp5.py tests.test_synth_ecp5:")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                          capture_output=True, text=True).stdout.strip()
+    assert data["git"].startswith(head[:7]) or not head
 
 
 @needs_synth

@@ -463,6 +463,15 @@ def summary(result: SynthResult) -> str:
     return "\n".join(lines)
 
 
+def _git_describe() -> str:
+    """The commit the design was built from (``git describe --always --dirty``), or ""."""
+    try:
+        return subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return ""
+
+
 def argument_parser() -> argparse.ArgumentParser:
     """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
@@ -500,6 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = result.to_json()
         cli_args = sys.argv[1:] if argv is None else list(argv)
         data["invocation"] = shlex.join(["python", "tools/synth_ecp5.py", *cli_args])
+        data["git"] = _git_describe()
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(data, indent=2) + "\n")
     return 0
