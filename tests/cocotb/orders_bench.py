@@ -10,8 +10,8 @@ played on lines A and B, racing, with idle cycles. During the day the host re-ar
 triggers (buy and sell, prices chosen from the card's own BBO registers, some of them far
 enough from the book to break a collar, some too large), and sends host orders on H2C: a
 resting order, later cancelled; orders that must be rejected (over the maximum size or
-notional, a killed symbol, no collar reference, zero shares, a reused token, the global kill
-switch on); two immediate-or-cancel orders that fill; cancels while killed and for a symbol
+notional, a killed symbol, no collar reference, a price through the collar, zero shares, a
+reused token, the global kill switch on); two immediate-or-cancel orders that fill; cancels while killed and for a symbol
 that is killed; a record with a bad magic.
 
 Every TX packet is collected by an ``AxiStreamSink`` with random backpressure (a stall
@@ -498,9 +498,18 @@ class Host:
         await self.h2c([_order(OrderKind.NEW, Side.SELL, HOST, 9, 200,
                                max(bid - 5 * self.tick, self.tick) if bid else self.tick)])
 
+    async def step_collar(self) -> None:
+        """A host buy 50 ticks through the ask of a symbol with a 5-tick collar: whether the
+        triggers break a collar is up to the seed, this order always does."""
+        bid, _, ask, _ = await self.bbo(COLLAR_TICKS)
+        both = bool(bid and ask)
+        await self.h2c([_order(OrderKind.NEW, Side.BUY, COLLAR_TICKS, 11, 10,
+                               (ask or 1_000_000) + 50 * self.tick)],
+                       [Reason.PRICE_COLLAR if both else None])
+
     async def __call__(self) -> None:
         script = [(0.2, self.step_tokens), (0.4, self.step_kill), (0.6, self.step_cancel),
-                  (0.8, self.step_sell)]
+                  (0.8, self.step_sell), (0.9, self.step_collar)]
         while script or not self.day_over():
             await ClockCycles(self.tb.dut.clk, self.rng.randint(*REARM_GAP))
             while script and (self.progress() >= script[0][0] or self.day_over()):
