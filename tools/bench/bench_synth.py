@@ -42,14 +42,15 @@ def _parser():
 #: 208 DP16KD), logic limits the slots: the book engine and the risk gate keep per-slot state
 #: in registers and multiplex it by slot. Before the risk gate and order entry were in the
 #: core, 64 slots needed 104% of the TRELLIS_COMB and 16 slots 62%; the whole core with 8
-#: slots places at 83% (78% with LUT4-only mapping) and does not route (docs/BENCHMARKS.md,
-#: "ECP5: the core with the book").
+#: slots places at 83% (78% with LUT4-only mapping, 79% in the scan shell) and does not
+#: route (docs/BENCHMARKS.md, "ECP5: the core with the book").
 FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 
 #: How the core is built: LUT4-only mapping (the 8-slot core places at 78% of the logic
 #: instead of 83%), router2 (router1 stalled on it), at the clock the core can aim for today,
-#: and in a scan shell, so that its clock is on the global network: out of context it was
-#: routed over fabric and router2 did not converge (docs/BENCHMARKS.md, "ECP5").
+#: and in a scan shell, so that its clock is on the global network as on a board (out of
+#: context it was routed over fabric). router2 does not converge on it either way: the
+#: congestion is the logic's (docs/BENCHMARKS.md, "In a scan shell").
 CORE_FLOW = dict(widelut=False, router="router2", freq_mhz=60.0, shell=True)
 
 
