@@ -302,3 +302,19 @@ def test_core_flow_factories_build_what_they_name() -> None:
     for factory in (bs.block_book, bs.block_risk, bs.block_events):
         dut, ports = _resolve(built(factory()))
         assert ports and not any(isinstance(p, Const) for p in ports), factory.__name__
+
+
+def test_bench_places_the_core_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make bench`` must finish: the core's P&R (router2 does not converge) is opt-in."""
+    from tools.bench import bench_synth as bs
+
+    built: list[tuple[str, dict]] = []
+    monkeypatch.setattr(bs, "_results",
+                        lambda label, factory, name, cmd, **flow: built.append((name, flow)) or [])
+    monkeypatch.delenv(bs.CORE_ENV, raising=False)
+    bs.run()
+    assert built == [("bench_parser", {})]
+    built.clear()
+    monkeypatch.setenv(bs.CORE_ENV, "1")
+    bs.run()
+    assert built == [("bench_parser", {}), ("bench_core_fit", bs.CORE_FLOW)]
