@@ -11,8 +11,8 @@ triggers (buy and sell, prices chosen from the card's own BBO registers, some of
 enough from the book to break a collar, some too large), and sends host orders on H2C: a
 resting order, later cancelled; orders that must be rejected (over the maximum size or
 notional, a killed symbol, no collar reference, a price through the collar, zero shares, a
-reused token, the global kill switch on); two immediate-or-cancel orders that fill; cancels while killed and for a symbol
-that is killed; a record with a bad magic.
+reused token, the global kill switch on); two immediate-or-cancel orders that fill; cancels
+while killed and for a symbol that is killed; a record with a bad magic.
 
 Every TX packet is collected by an ``AxiStreamSink`` with random backpressure (a stall
 probability per cycle and bursts of stalls) and handed, as it completes, to the exchange
