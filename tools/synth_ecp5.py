@@ -89,7 +89,7 @@ from pathlib import Path
 from typing import Any
 
 from amaranth.back import rtlil
-from amaranth.hdl import Const, Elaboratable, Value
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 
 __all__ = ["DEVICE", "ScanShell", "SynthError", "SynthResult", "Usage", "main", "synth",
@@ -225,10 +225,10 @@ class ScanShell(wiring.Component):
 
     Out of context nextpnr promotes no net to the global clock network, so the clock of every
     flip-flop is routed over the general fabric; on the whole core (27,516 flip-flops at 78%
-    logic fill) that competes with the logic for wires and router2 did not converge
-    (docs/BENCHMARKS.md, "ECP5"). In this shell the design's clock is a real pin, which nextpnr
-    promotes to a global buffer (DCCA) as it would on a board, and the design's ports, which
-    are far more than the package has pins, are registers on two scan chains:
+    logic fill) that competes with the logic for wires (router2 converges in neither mode:
+    docs/BENCHMARKS.md, "In a scan shell"). In this shell the design's clock is a real pin,
+    which nextpnr promotes to a global buffer (DCCA) as it would on a board, and the design's
+    ports, which are far more than the package has pins, are registers on two scan chains:
 
     * every input bit of the design is one flip-flop of a shift register fed from pin ``si``,
       which shifts while pin ``load`` is low and holds while it is high;
@@ -259,9 +259,7 @@ class ScanShell(wiring.Component):
         #: Port bits of the design: (input bits, output bits).
         self.port_bits = (sum(len(v) for v in inputs), sum(len(v) for v in outputs))
 
-    def elaborate(self, platform: Any) -> Any:
-        from amaranth.hdl import Cat, Module, Mux, Signal
-
+    def elaborate(self, platform: Any) -> Module:
         m = Module()
         m.submodules.design = self.design
         n_in, n_out = self.port_bits
