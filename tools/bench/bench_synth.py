@@ -12,6 +12,9 @@ the core alone, as the bench does.
 
 from __future__ import annotations
 
+import os
+import sys
+
 from tools.bench import BenchResult
 from tools.synth_ecp5 import synth
 
@@ -103,9 +106,6 @@ CORE_ENV = "WIRESPEED_SYNTH_CORE"
 
 
 def run() -> list[BenchResult]:
-    import os
-    import sys
-
     out = _results("line parser (one line)", _parser, "bench_parser",
                    ".venv/bin/python tools/bench/run.py synth")
     if os.environ.get(CORE_ENV) != "1":
@@ -121,7 +121,5 @@ def run() -> list[BenchResult]:
 if __name__ == "__main__":
     # `make synth`: the core as the bench builds it; further arguments go to synth_ecp5
     # (``--json OUT``, ``--arg slots=2``, ``--seed 2``, ...).
-    import sys
-
     from tools.synth_ecp5 import main
     sys.exit(main(core_flow_argv() + sys.argv[1:]))
