@@ -5,15 +5,36 @@ plain signals: ``ro_<name>`` inputs for read-only registers, ``<name>`` outputs 
 storage and pulse strobes, and ``inc_<counter>`` inputs that add 0..3 to a counter each cycle
 (two lines can bump the same counter in one cycle). No block decodes an address.
 
-Reads take two cycles inside the slave (address decode, then the registered data mux); AXI4-Lite
-lets a slave take as long as it likes, and the extra register keeps the wide read mux off the
-critical path at 156.25 MHz.
+Counters live in block RAM. About 150 counters of 48 bits in flip-flops, each with its own
+adder and a word of the read multiplexer, were a fifth of the placed core on the ECP5-85F, and
+the multiplexer gathered bits from all over the die. Now:
+
+* each counter has a small **pre-counter** in flip-flops that takes its increments;
+* a **scanner** visits one counter per cycle, reads its 48-bit total from the RAM, and writes
+  back total + pre-counter (read address i while writing i - 1: the two ports of the RAM),
+  restarting the pre-counter from the cycle's increment. A round is ``n`` cycles, so a
+  pre-counter holds at most 3n: :attr:`CSRBank.pre_bits` is sized from that;
+* a second copy of the RAM takes the same writes and serves the host: a read returns RAM +
+  pre-counter + the scanner's in-flight amount for that counter, which is the exact count at
+  the cycle the read was taken. No increment is lost or counted twice (``tests/test_csr.py``
+  checks every read against a cycle-exact model, at 3 per cycle on every counter).
+
+Counters with wide increments (``Counter.wide``: a gap's size, events per cycle) would need a
+wide pre-counter, so the few of them stay in flip-flops.
+
+A clear (or reset) zeroes the pre-counters at once and the RAM in one round: for the next ``n``
+cycles the scanner writes the pre-counter alone, ignoring the old total. Reads wait for that
+round to end (``n`` cycles, about 2.5 µs at 60 MHz), so a read never sees a half-cleared bank.
+
+Reads take three cycles inside the slave (address decode and RAM read, then the add or the
+registered mux, then the response); AXI4-Lite lets a slave take as long as it likes.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.regmap import ADDR_WIDTH, COUNTER_BITS, REGMAP, Access, RegisterMap
@@ -41,11 +62,14 @@ class CSRBank(wiring.Component):
     Ports (besides ``axil``):
 
     * ``ro_<reg>`` (In): value of each read-only register (except counter words); a read-only
-  pair ``<x>_lo``/``<x>_hi`` is one 64-bit input ``ro_<x>`` whose upper half is latched by
-  the ``_lo`` read, like a counter's,
+      pair ``<x>_lo``/``<x>_hi`` is one 64-bit input ``ro_<x>`` whose upper half is latched by
+      the ``_lo`` read, like a counter's,
     * ``<reg>`` (Out): storage of each ``rw`` register, strobe of each ``w1p`` register,
     * ``inc_<counter>`` (In(2), or 48 bits for ``wide`` counters): amount added this cycle,
     * ``clear`` (In(1)): zero every counter (the core wires ``ctrl.clear_counters`` here).
+
+    A read returns a counter's value as of two cycles before the cycle it samples it: the
+    increment is registered, then counted.
     """
 
     def __init__(self, regmap: RegisterMap = REGMAP):
@@ -56,6 +80,18 @@ class CSRBank(wiring.Component):
         names = set(regmap.registers)
         self._wide = {n[:-3] for n in names if n.endswith("_lo") and n not in counter_words
                       and n[:-3] + "_hi" in names and regmap[n].access is Access.RO}
+        # Counters are consecutive lo/hi pairs (RegisterMap places them so): entry k of the
+        # RAM is the k-th counter, and its index is a slice of the address.
+        los = [lo.offset for lo, _hi in regmap.counters.values()]
+        self.counter_base = min(los) if los else 0
+        for k, (lo, hi) in enumerate(regmap.counters.values()):
+            if lo.offset != self.counter_base + 8 * k or hi.offset != lo.offset + 4:
+                raise ValueError(f"counter {lo.name} is not at {self.counter_base + 8 * k:#x}:"
+                                 " counters must be consecutive lo/hi pairs")
+        #: Entries of the counter RAM (one per counter; a wide counter's entry stays zero).
+        self.entries = max(len(los), 2)
+        #: Pre-counter width: a round of ``entries`` cycles at 3 a cycle must fit.
+        self.pre_bits = (((1 << INC_WIDTH) - 1) * self.entries).bit_length()
         members: dict = {"axil": In(AXI4LiteSignature()), "clear": In(1)}
         for w in sorted(self._wide):
             members[f"ro_{w}"] = In(64)
@@ -75,21 +111,78 @@ class CSRBank(wiring.Component):
         m = Module()
         rm = self._rm
         bus = self.axil
+        n = self.entries
+        names = list(rm.counters)
+        wide = {name for name in names if rm.counter_defs[name].wide}
 
-        # -- counters -----------------------------------------------------------------
+        # -- wide counters: flip-flops ------------------------------------------------------
         # Increments are registered first: counters lag their events by a cycle, and the
         # 48-bit adders start from flip-flops instead of the end of someone's logic cone.
-        counters = {}
-        for name in rm.counters:
+        ff_counters = {}
+        for name in names:
+            if name not in wide:
+                continue
             c = Signal(COUNTER_BITS, name=f"cnt_{name}")
             inc_in = getattr(self, f"inc_{name}")
             inc = Signal(len(inc_in), name=f"inc_r_{name}")
             m.d.sync += inc.eq(inc_in)
-            counters[name] = c
+            ff_counters[name] = c
             with m.If(self.clear):
                 m.d.sync += [c.eq(0), inc.eq(0)]
             with m.Else():
                 m.d.sync += c.eq(c + inc)
+
+        # -- narrow counters: pre-counters, scanner, two RAM copies ------------------------
+        m.submodules.cnt_fold = fold = Memory(shape=COUNTER_BITS, depth=n, init=[])
+        m.submodules.cnt_host = host = Memory(shape=COUNTER_BITS, depth=n, init=[])
+        fold_rd, fold_wr = fold.read_port(), fold.write_port()
+        host_rd, host_wr = host.read_port(), host.write_port()
+
+        scan = Signal(range(n))                       # entry read this cycle
+        ring = Signal(n, init=1)                      # one-hot copy of scan: no decoders
+        m.d.sync += [scan.eq(Mux(scan == n - 1, 0, scan + 1)), ring.eq(ring.rotate_left(1))]
+        f_addr = Signal(range(n))                     # entry written this cycle
+        f_val = Signal(self.pre_bits)                 # its pre-counter, taken last cycle
+        sweep = Signal(range(n + 1), init=n)          # cycles left of a clear's round
+        sweeping = Signal()
+        m.d.comb += sweeping.eq(sweep != 0)
+
+        pres = []
+        for k, name in enumerate(names):
+            if name in wide:
+                pres.append(None)
+                continue
+            pre = Signal(self.pre_bits, name=f"pre_{name}")
+            inc = Signal(INC_WIDTH, name=f"inc_r_{name}")
+            m.d.sync += inc.eq(getattr(self, f"inc_{name}"))
+            with m.If(self.clear):
+                m.d.sync += [pre.eq(0), inc.eq(0)]
+            with m.Elif(ring[k]):
+                m.d.sync += pre.eq(inc)
+            with m.Else():
+                m.d.sync += pre.eq(pre + inc)
+            pres.append(pre)
+
+        def select(onehot, width):
+            """AND-OR of the pre-counters by a one-hot selector (wide entries are zero)."""
+            out = Const(0, width)
+            for k, pre in enumerate(pres):
+                if pre is not None:
+                    out = out | (pre & onehot[k].replicate(width))
+            return out
+
+        total = Signal(COUNTER_BITS)
+        m.d.comb += [
+            fold_rd.addr.eq(scan),
+            total.eq(Mux(sweeping, f_val, fold_rd.data + f_val)),
+            fold_wr.addr.eq(f_addr), fold_wr.data.eq(total), fold_wr.en.eq(1),
+            host_wr.addr.eq(f_addr), host_wr.data.eq(total), host_wr.en.eq(1),
+        ]
+        m.d.sync += [f_addr.eq(scan), f_val.eq(select(ring, self.pre_bits))]
+        with m.If(self.clear):
+            m.d.sync += [f_val.eq(0), sweep.eq(n)]
+        with m.Elif(sweeping):
+            m.d.sync += sweep.eq(sweep - 1)
 
         # -- write channel: AW and W may arrive in either order --------------------------
         aw_addr = Signal(ADDR_WIDTH)
@@ -119,25 +212,41 @@ class CSRBank(wiring.Component):
                 with m.If(do_write & (aw_addr == r.offset)):
                     m.d.sync += strobe.eq(w_data[:r.width])
 
-        # -- read channel: decode, then registered mux -------------------------------------
+        # -- read channel: sample (decode, RAM read), then add or mux, then respond ---------
         ar_addr = Signal(ADDR_WIDTH)
-        ar_stage = Signal()   # address captured, data mux this cycle
+        ar_stage = Signal()   # address captured; sample this cycle unless a clear's round runs
+        r_stage = Signal()    # sampled; form the data this cycle
         hi_latch = Signal(32)
-        m.d.comb += bus.arready.eq(~ar_stage & ~bus.rvalid)
+        m.d.comb += bus.arready.eq(~ar_stage & ~r_stage & ~bus.rvalid)
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += [ar_addr.eq(bus.araddr), ar_stage.eq(1)]
+
+        span = 8 * len(names)
+        offset = Signal(ADDR_WIDTH)
+        in_block = Signal()
+        index = Signal(range(n))
+        m.d.comb += [offset.eq(ar_addr - self.counter_base),
+                     in_block.eq((ar_addr >= self.counter_base) & (offset < span)),
+                     index.eq(offset[3:])]
+        narrow_mask = Const(sum(1 << k for k, name in enumerate(names) if name not in wide),
+                            max(n, 1))
+        from_ram = Signal()
+        m.d.comb += [from_ram.eq(in_block & ~offset[2] & narrow_mask.bit_select(index, 1)),
+                     host_rd.addr.eq(index)]
+        hit = Signal(n)
+        m.d.comb += hit.eq(Const(1, n) << index)
 
         read_value = Signal(32)
         with m.Switch(ar_addr):
             for r in rm.all_registers():
+                if r.name in self._counter_words:
+                    cname, half = r.name[:-3], r.name[-2:]
+                    if half == "lo" and cname in wide:
+                        with m.Case(r.offset):
+                            m.d.comb += read_value.eq(ff_counters[cname][:32])
+                    continue
                 with m.Case(r.offset):
-                    if r.name in self._counter_words:
-                        cname, half = r.name[:-3], r.name[-2:]
-                        if half == "lo":
-                            m.d.comb += read_value.eq(counters[cname][:32])
-                        else:
-                            m.d.comb += read_value.eq(hi_latch)
-                    elif r.name[:-3] in self._wide:
+                    if r.name[:-3] in self._wide:
                         value = getattr(self, f"ro_{r.name[:-3]}")
                         if r.name.endswith("_lo"):
                             m.d.comb += read_value.eq(value[:32])
@@ -149,24 +258,40 @@ class CSRBank(wiring.Component):
                         m.d.comb += read_value.eq(getattr(self, r.name))
                     # PULSE registers read as zero
             with m.Default():
-                m.d.comb += read_value.eq(Const(0xDEADC0DE, 32))
+                with m.If(in_block & offset[2]):
+                    m.d.comb += read_value.eq(hi_latch)   # any counter's _hi
+                with m.Else():
+                    m.d.comb += read_value.eq(Const(0xDEADC0DE, 32))
 
-        with m.If(ar_stage):
-            m.d.sync += [bus.rdata.eq(read_value), bus.rvalid.eq(1), ar_stage.eq(0)]
-            # Latch the upper counter bits on any _lo read, for the _hi read that follows.
+        value_r = Signal(32)
+        ram_r = Signal()
+        extra = Signal(self.pre_bits + 1)   # pre-counter + in-flight amount, at the sample
+        with m.If(ar_stage & ~sweeping):
+            m.d.sync += [value_r.eq(read_value), ram_r.eq(from_ram), ar_stage.eq(0),
+                         r_stage.eq(1),
+                         extra.eq(select(hit, self.pre_bits)
+                                  + Mux(f_addr == index, f_val, 0))]
+            # Latch the upper bits on any FF-held _lo read, for the _hi read that follows.
             with m.Switch(ar_addr):
-                for cname, (lo, _hi) in rm.counters.items():
-                    with m.Case(lo.offset):
-                        m.d.sync += hi_latch.eq(counters[cname][32:])
+                for cname in sorted(wide):
+                    with m.Case(rm.counters[cname][0].offset):
+                        m.d.sync += hi_latch.eq(ff_counters[cname][32:])
                 for w in sorted(self._wide):
                     with m.Case(rm[w + "_lo"].offset):
                         m.d.sync += hi_latch.eq(getattr(self, f"ro_{w}")[32:])
+        m.d.comb += host_rd.en.eq(ar_stage & ~sweeping)
+
+        count = Signal(COUNTER_BITS)
+        m.d.comb += count.eq(host_rd.data + extra)
+        with m.If(r_stage):
+            m.d.sync += [bus.rdata.eq(Mux(ram_r, count[:32], value_r)), bus.rvalid.eq(1),
+                         r_stage.eq(0)]
+            with m.If(ram_r):
+                m.d.sync += hi_latch.eq(count[32:])
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         m.d.comb += bus.rresp.eq(0)
         return m
-
-
 def identity_values(*, git_rev: int, build_time: int, dirty: bool, clock_khz: int,
                     params: int) -> dict[str, int]:
     """Values of the identity block's read-only registers."""
