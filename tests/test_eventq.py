@@ -8,6 +8,11 @@ the round-robin and the C2H FIFO (``SyncFIFOBuffered``) predicts every beat, eve
 increment and so every lost event; on top, checks that do not depend on the model: each record
 is an event that was raised, once, in order per source, with holes in ``seq`` only for records
 the ring could not take, and the counters add up.
+
+``time`` is driven as what the collector requires it to be, a free-running cycle counter (from
+a random start, so the source FIFOs' truncated timestamps wrap all the time), and the model
+records the exact 64-bit time each event was raised: a timestamp rebuilt wrong is a record
+that differs from the model's.
 """
 
 from __future__ import annotations
@@ -58,13 +63,16 @@ class Model:
         self.lost_at_source = 0
         self.ring_lost: list[int] = []      # seq numbers the full ring dropped
         self.picks: list[int] = []          # sources served, in order
+        self.max_wait = 0                   # longest an event stayed in its source FIFO
 
     def record(self, seq: int, ev: Event) -> tuple:
         body = ev.body & ((1 << self.width[ev.src]) - 1)
         return seq, ev.kind, ev.line, ev.aux, ev.time, body.to_bytes(BODY_BYTES, "little")
 
-    def step(self, events: list[Event | None], mask: int, tready: int) -> tuple[int, int, int]:
-        """One clock cycle; returns (inc_events, inc_events_lost, inc_events_undeclared)."""
+    def step(self, events: list[Event | None], mask: int, tready: int,
+             time: int) -> tuple[int, int, int]:
+        """One clock cycle at ``time``; returns (inc_events, inc_events_lost,
+        inc_events_undeclared)."""
         raised = lost = undeclared = 0
         writes = []
         for i, ev in enumerate(events):
@@ -88,7 +96,9 @@ class Model:
         elif tready:
             self.out = None
         if pick is not None:
-            rec = self.record(self.seq, self.fifos[pick].popleft())
+            ev = self.fifos[pick].popleft()
+            self.max_wait = max(self.max_wait, (time - ev.time) % (1 << 64))
+            rec = self.record(self.seq, ev)
             if ram_rdy:
                 self.ram.append(rec)
             else:
@@ -106,17 +116,22 @@ class Model:
 
 
 class Script:
-    """Stimulus, cycle by cycle: events per source, mask, tready and the ``time`` input."""
+    """Stimulus, cycle by cycle: events per source, mask and tready. The ``time`` input counts
+    cycles from ``start`` (random if not given), modulo 2**64, as the core's does."""
 
-    def __init__(self, kinds: list[Decl], rng: random.Random):
+    def __init__(self, kinds: list[Decl], rng: random.Random, start: int | None = None):
         self.kinds, self.rng = kinds, rng
+        self.start = rng.getrandbits(64) if start is None else start
         self.cycles: list[tuple[list[Event | None], int, int, int]] = []
         self.events: dict[int, Event] = {}      # aux -> event
         self.salt = rng.getrandbits(16)
 
+    def time(self, cycle: int) -> int:
+        return (self.start + cycle) % (1 << 64)
+
     def cycle(self, raises: dict[int, tuple[EventKind, int]], mask: int = ALL,
               tready: int = 1) -> list[Event | None]:
-        time = self.rng.getrandbits(64)
+        time = self.time(len(self.cycles))
         evs: list[Event | None] = [None] * len(self.kinds)
         for src, (kind, body) in raises.items():
             eid = len(self.events)
@@ -146,7 +161,8 @@ def run(script: Script, *, depth: int = 16, source_depth: int = 4):
     model = Model(kinds, depth, source_depth)
     got: list[tuple] = []
     totals = [0, 0, 0]
-    drain = [([None] * len(kinds), ALL, 1, 0)] * (2 * (depth + len(kinds) * source_depth) + 8)
+    drain = [([None] * len(kinds), ALL, 1, script.time(len(script.cycles) + j))
+             for j in range(2 * (depth + len(kinds) * source_depth) + 8)]
 
     async def bench(ctx):
         for cycle, (evs, mask, tready, time) in enumerate(script.cycles + drain):
@@ -169,7 +185,7 @@ def run(script: Script, *, depth: int = 16, source_depth: int = 4):
                     got.append(rec)
             incs = (ctx.get(dut.inc_events), ctx.get(dut.inc_events_lost),
                     ctx.get(dut.inc_events_undeclared))
-            expect = model.step(evs, mask, tready)
+            expect = model.step(evs, mask, tready, time)
             assert incs == expect, f"increments {incs} expected {expect} {at}"
             for j in range(3):
                 totals[j] += incs[j]
@@ -283,6 +299,40 @@ def test_body_beyond_declared_width_not_stored():
         else:
             assert body == g, WHERE
     assert len(got) == 2 * len(garbage), WHERE
+
+
+@pytest.mark.parametrize("start", [
+    pytest.param(0, id="reset"),                    # from reset, as in the core
+    pytest.param((1 << 7) - 40, id="first-wrap"),   # the first wrap of the stored bits
+    pytest.param(None, id="far"),   # just below a random multiple of 2**7, far above it
+    pytest.param((1 << 64) - 150, id="wrap64"),     # the 64-bit counter wraps too
+])
+def test_timestamp_across_wraps(start: int | None):
+    """The core's sources and depths (7 stored timestamp bits), every source raising every
+    cycle so that every source FIFO is full and each event waits as long as it ever can, with
+    and then without a full ring (the collector does not wait for it), while ``time`` crosses
+    multiples of 2**7 (and of 2**64): every timestamp must still be the exact cycle."""
+    from hw.core import EVENT_KINDS
+
+    rng = random.Random(SEED + 4)
+    if start is None:
+        start = (rng.getrandbits(56) << 7) - 40
+    kinds = list(EVENT_KINDS)
+    source_depth = 8
+    bits = EventCollector(kinds, source_depth=source_depth).stamp_bits
+    assert bits == 7, "the core's collector changed: check the bound in hw/eventq.py"
+    script = Script(kinds, rng, start)
+    for c in range(400):
+        script.cycle({i: (ks[0], rng.getrandbits(body_bits(ks[0]))) for i, ks in enumerate(kinds)},
+                     tready=int(c >= 200 or rng.random() < 0.3))
+    got, model, _ = run(script, source_depth=source_depth)
+    assert model.ring_lost and model.lost_at_source, WHERE
+    # The longest wait there can be: the bound less one (a source served in the cycle of the
+    # write has one entry fewer ahead of the new one; one not served is served sooner), and
+    # more than 2**6: with one timestamp bit fewer the records would be wrong (checked).
+    bound = source_depth * len(kinds)
+    assert model.max_wait == bound - 1 > 1 << (bits - 1), f"waited {model.max_wait} {WHERE}"
+    assert len(got) > 300, WHERE
 
 
 def test_constructor_errors():
