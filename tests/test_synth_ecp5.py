@@ -128,7 +128,7 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     argv = [sys.executable, "tools/synth_ecp5.py", "tests.test_synth_ecp5:xor_accumulator",
             "--arg", "width=0x18", "--freq", "100", "--seed", "3",
-            "--router", "router2", "--nowidelut",
+            "--router", "router2", "--placer", "static", "--nowidelut",
             "--workdir", str(tmp_path / "work"), "--json", str(out)]
     proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
@@ -139,7 +139,7 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     assert data["name"] == "xor_accumulator"
     assert (data["ffs"], data["luts"]) == (24, 24)  # width=0x18: one LUT4 per XOR bit
     assert data["target_mhz"] == 100 and data["seed"] == 3
-    assert "--freq 100 --seed 3 --router router2" in data["commands"][1]
+    assert "--freq 100 --seed 3 --router router2 --placer static" in data["commands"][1]
     assert "synth_ecp5 -nowidelut -top top" in data["commands"][0]
     assert data["timing_met"] is True
     assert data["invocation"].startswith("python tools/synth_ecp5.py tests.test_synth_ecp5:")
@@ -275,6 +275,8 @@ def test_parse_nextpnr_report_keeps_used_bels() -> None:
 def test_unknown_router_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="router3"):
         synth(xor_accumulator, "x", router="router3", workdir=tmp_path)
+    with pytest.raises(ValueError, match="anneal"):
+        synth(xor_accumulator, "x", placer="anneal", workdir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
@@ -293,9 +295,9 @@ def test_core_flow_factories_build_what_they_name() -> None:
     # `make synth`'s command line says what CORE_FLOW says.
     args = argument_parser().parse_args(bs.core_flow_argv())
     assert args.factory == "tools.bench.bench_synth:core_fit"
-    assert (args.freq, args.router, not args.nowidelut, args.shell) == (
-        bs.CORE_FLOW["freq_mhz"], bs.CORE_FLOW["router"], bs.CORE_FLOW["widelut"],
-        bs.CORE_FLOW["shell"])
+    assert (args.freq, args.router, args.placer, not args.nowidelut, args.shell) == (
+        bs.CORE_FLOW["freq_mhz"], bs.CORE_FLOW["router"], bs.CORE_FLOW["placer"],
+        bs.CORE_FLOW["widelut"], bs.CORE_FLOW["shell"])
     core = built(bs.core_fit(slots=2))
     assert core.book.slots == 2 and core.book.orders == bs.FIT_BOOK["orders"]
     assert built(bs.core_fit()).book.slots == bs.FIT_BOOK["slots"]

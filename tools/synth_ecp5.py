@@ -105,6 +105,9 @@ DEVICE = "LFE5UM5G-85F-8BG381"
 TOP = "top"
 #: nextpnr-ecp5's routers (``--router``).
 ROUTERS: tuple[str, ...] = ("router1", "router2")
+#: nextpnr-ecp5's placers (``--placer``): HeAP (its default, analytic), the electrostatic
+#: "static" placer, and plain simulated annealing.
+PLACERS: tuple[str, ...] = ("heap", "static", "sa")
 
 # nextpnr prints one of these per clock after placement and again after routing.
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'[^']+':\s+[0-9.]+ MHz")
@@ -336,6 +339,7 @@ def synth(
     router: str = "router1",
     widelut: bool = True,
     shell: bool = False,
+    placer: str = "heap",
 ) -> SynthResult:
     """Synthesise, place and route ``design`` (out of context, or in a scan shell); see the
     module docstring.
@@ -352,9 +356,13 @@ def synth(
     about twice the slices of plain LUT4 trees (docs/BENCHMARKS.md, "ECP5").
     ``shell=True`` builds a :class:`wiring.Component` in :class:`ScanShell` and places and
     routes it in context (clock on a pin and a global buffer) instead of out of context.
+    ``placer`` is nextpnr's ``--placer``: on the whole core the electrostatic ``static``
+    placer left router2 a tenth of the overuse HeAP did (docs/BENCHMARKS.md).
     """
     if router not in ROUTERS:
         raise ValueError(f"router {router!r}: expected one of {', '.join(ROUTERS)}")
+    if placer not in PLACERS:
+        raise ValueError(f"placer {placer!r}: expected one of {', '.join(PLACERS)}")
     workdir = Path(workdir) if workdir is not None else REPO_ROOT / "build" / "synth" / name
     workdir.mkdir(parents=True, exist_ok=True)
     wall: dict[str, float] = {}
@@ -384,6 +392,7 @@ def synth(
         *(("--lpf", "shell.lpf") if shell else ("--out-of-context",)),
         "--json", "design.json", "--top", TOP,
         "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--router", router,
+        *(() if placer == "heap" else ("--placer", placer)),
         "--timing-allow-fail",
         "--report", "report.json", "-l", "nextpnr.log", "-q",
     ]
@@ -485,6 +494,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (1)")
     parser.add_argument("--router", choices=ROUTERS, default="router1",
                         help="nextpnr router (router1; router2 for a congested design)")
+    parser.add_argument("--placer", choices=PLACERS, default="heap",
+                        help="nextpnr placer (heap; static placed the whole core with less "
+                             "congestion)")
     parser.add_argument("--nowidelut", action="store_true",
                         help="map to LUT4 only (yosys synth_ecp5 -nowidelut)")
     parser.add_argument("--shell", action="store_true",
@@ -503,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or args.factory.partition(":")[2]
     result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
                    workdir=args.workdir, router=args.router, widelut=not args.nowidelut,
-                   shell=args.shell)
+                   shell=args.shell, placer=args.placer)
     print(summary(result))
     if args.json:
         data = result.to_json()
