@@ -5,7 +5,7 @@ plain signals: ``ro_<name>`` inputs for read-only registers, ``<name>`` outputs 
 storage and pulse strobes, and ``inc_<counter>`` inputs that add 0..3 to a counter each cycle
 (two lines can bump the same counter in one cycle). No block decodes an address.
 
-Counters live in block RAM. About 150 counters of 48 bits in flip-flops, each with its own
+Counters live in block RAM. The core's 122 counters of 48 bits in flip-flops, each with its own
 adder and a word of the read multiplexer, were a fifth of the placed core on the ECP5-85F, and
 the multiplexer gathered bits from all over the die. Now:
 
@@ -24,7 +24,8 @@ wide pre-counter, so the few of them stay in flip-flops.
 
 A clear (or reset) zeroes the pre-counters at once and the RAM in one round: for the next ``n``
 cycles the scanner writes the pre-counter alone, ignoring the old total. Reads wait for that
-round to end (``n`` cycles, about 2.5 µs at 60 MHz), so a read never sees a half-cleared bank.
+round to end (``n`` cycles: 122, about 2 µs at 60 MHz), so a read never sees a half-cleared
+bank.
 
 Reads take three cycles inside the slave (address decode and RAM read, then the add or the
 registered mux, then the response); AXI4-Lite lets a slave take as long as it likes.
