@@ -151,14 +151,16 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
 @needs_synth
 @pytest.mark.slow
 def test_counter_adder_in_scan_shell(tmp_path: Path) -> None:
-    """In context: the clock on a pin and a global buffer, the ports on the scan chains."""
+    """In context: the clock and the reset on global buffers, the ports on the scan chains."""
     result = synth(CounterAdder, "counter_adder", workdir=tmp_path, shell=True)
     assert result.shell
     # The design's 224 flip-flops, one per input bit (a, b: 128) and one per output bit
-    # (sum, count: 96).
-    assert result.ffs == 224 + 128 + 96
+    # (sum, count: 96), and the reset's two-flip-flop synchroniser.
+    assert result.ffs == 224 + 128 + 96 + 2
     assert result.shell_ffs == 128 + 96
-    assert result.utilization["DCCA"].used == 1          # the clock is on a global buffer
+    assert result.utilization["DCCA"].used == 2          # clock and reset on global buffers
+    log = (tmp_path / "nextpnr.log").read_text()
+    assert "promoting clock net clk" in log and "routing clock net" in log
     assert result.utilization["TRELLIS_IO"].used == 5    # clk, rst, si, load, so
     [clock] = result.fmax_mhz
     assert "clk" in clock and result.timing_met
@@ -195,7 +197,7 @@ def test_scan_shell_carries_every_port_bit() -> None:
 
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    dut = ScanShell(Passthrough())
+    dut = ScanShell(Passthrough(), global_reset=False)   # the DCCA does not simulate
     # Inputs x 5, s.payload 3, s.valid 1; outputs s.ready 1, y 9, always 3 (its ready is a
     # constant and is left out).
     assert dut.port_bits == (9, 13)

@@ -89,7 +89,7 @@ from pathlib import Path
 from typing import Any
 
 from amaranth.back import rtlil
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Instance, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 
 __all__ = ["DEVICE", "ScanShell", "SynthError", "SynthResult", "Usage", "main", "synth",
@@ -250,11 +250,23 @@ class ScanShell(wiring.Component):
     cut at the ports out of context are timed here, from and to one flip-flop, and nothing
     of the design is constant or unobserved, so synthesis can remove nothing. The shell adds
     one flip-flop per port bit and one LUT per output bit.
+
+    The reset is on the global network too (``global_reset``, the default): pin ``rst`` is
+    synchronised by two flip-flops and drives a DCCA, whose output is the ``sync`` domain's
+    reset. Every flip-flop of the core has a synchronous reset, so from a pin over the
+    fabric it was one net of about 25,000 sinks across the whole die, competing with the logic
+    for wires (and, from the pin, not timed). nextpnr promotes only clocks by itself; a DCCA
+    in the netlist it routes onto a global. ``global_reset=False`` keeps Amaranth's implicit
+    ``sync`` domain (``clk``, ``rst`` as plain ports), which the Python simulator can drive.
     """
 
-    def __init__(self, design: wiring.Component) -> None:
-        super().__init__({"si": wiring.In(1), "load": wiring.In(1), "so": wiring.Out(1)})
+    def __init__(self, design: wiring.Component, *, global_reset: bool = True) -> None:
+        members = {"si": wiring.In(1), "load": wiring.In(1), "so": wiring.Out(1)}
+        if global_reset:
+            members |= {"clk": wiring.In(1), "rst": wiring.In(1)}
+        super().__init__(members)
         self.design = design
+        self.global_reset = global_reset
         inputs: list[Value] = []
         outputs: list[Value] = []
         for member, value in _port_members(design):
@@ -266,6 +278,15 @@ class ScanShell(wiring.Component):
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         m.submodules.design = self.design
+        if self.global_reset:
+            m.domains.sync = sync = ClockDomain("sync")
+            m.domains.pin = pin = ClockDomain("pin", reset_less=True)
+            meta, synced, buffered = Signal(), Signal(), Signal()
+            m.d.comb += [sync.clk.eq(self.clk), pin.clk.eq(self.clk)]
+            m.d.pin += [meta.eq(self.rst), synced.eq(meta)]
+            m.submodules.rst_dcca = Instance("DCCA", i_CLKI=synced, i_CE=Const(1, 1),
+                                             o_CLKO=buffered)
+            m.d.comb += sync.rst.eq(buffered)
         n_in, n_out = self.port_bits
         if n_in:
             chain = Signal(n_in)
