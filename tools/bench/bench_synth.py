@@ -45,16 +45,17 @@ def _parser():
 #: 208 DP16KD), logic limits the slots: the book engine and the risk gate keep per-slot state
 #: in registers and multiplex it by slot. Before the risk gate and order entry were in the
 #: core, 64 slots needed 104% of the TRELLIS_COMB and 16 slots 62%; the whole core with 8
-#: slots places at 83% (78% with LUT4-only mapping, 79% in the scan shell) and does not
-#: route (docs/BENCHMARKS.md, "ECP5: the core with the book").
+#: slots places at 69% in the scan shell (79% before the CSR counters moved to block RAM)
+#: and does not route (docs/BENCHMARKS.md, "ECP5: the core with the book").
 FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 
 #: How the core is built: LUT4-only mapping (the 8-slot core places at 78% of the logic
 #: instead of 83%), router2 (router1 stalled on it), nextpnr's electrostatic placer (router2's
 #: overuse on its placement fell to 7,765 by iteration 10, against HeAP's 21,725 at iteration
 #: 8), at the clock the core can aim for today, and in a scan shell, so that its clock is on
-#: the global network as on a board (out of context it was routed over fabric)
-#: (docs/BENCHMARKS.md, "In a scan shell").
+#: the global network as on a board (out of context it was routed over fabric). router2
+#: still does not converge on it: its overuse stalls at about 4,500 wires
+#: (docs/BENCHMARKS.md, "Counters in block RAM, ...").
 CORE_FLOW = dict(widelut=False, router="router2", placer="static", freq_mhz=60.0, shell=True)
 
 
