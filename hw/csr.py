@@ -120,9 +120,7 @@ class CSRBank(wiring.Component):
         # Increments are registered first: counters lag their events by a cycle, and the
         # 48-bit adders start from flip-flops instead of the end of someone's logic cone.
         ff_counters = {}
-        for name in names:
-            if name not in wide:
-                continue
+        for name in (name for name in names if name in wide):
             c = Signal(COUNTER_BITS, name=f"cnt_{name}")
             inc_in = getattr(self, f"inc_{name}")
             inc = Signal(len(inc_in), name=f"inc_r_{name}")
@@ -229,8 +227,7 @@ class CSRBank(wiring.Component):
         m.d.comb += [offset.eq(ar_addr - self.counter_base),
                      in_block.eq((ar_addr >= self.counter_base) & (offset < span)),
                      index.eq(offset[3:])]
-        narrow_mask = Const(sum(1 << k for k, name in enumerate(names) if name not in wide),
-                            max(n, 1))
+        narrow_mask = Const(sum(1 << k for k, name in enumerate(names) if name not in wide), n)
         from_ram = Signal()
         m.d.comb += [from_ram.eq(in_block & ~offset[2] & narrow_mask.bit_select(index, 1)),
                      host_rd.addr.eq(index)]
@@ -293,6 +290,8 @@ class CSRBank(wiring.Component):
             m.d.sync += bus.rvalid.eq(0)
         m.d.comb += bus.rresp.eq(0)
         return m
+
+
 def identity_values(*, git_rev: int, build_time: int, dirty: bool, clock_khz: int,
                     params: int) -> dict[str, int]:
     """Values of the identity block's read-only registers."""
