@@ -41,6 +41,8 @@ from amaranth.lib.wiring import In, Out
 from hw.regmap import ADDR_WIDTH, COUNTER_BITS, REGMAP, Access, RegisterMap
 
 INC_WIDTH = 2
+#: Counters (and registers) per group of the registered selections and read multiplexer.
+GROUP = 16
 
 
 class AXI4LiteSignature(wiring.Signature):
@@ -141,7 +143,8 @@ class CSRBank(wiring.Component):
         ring = Signal(n, init=1)                      # one-hot copy of scan: no decoders
         m.d.sync += [scan.eq(Mux(scan == n - 1, 0, scan + 1)), ring.eq(ring.rotate_left(1))]
         f_addr = Signal(range(n))                     # entry written this cycle
-        f_val = Signal(self.pre_bits)                 # its pre-counter, taken last cycle
+        f_val = Signal(self.pre_bits)                 # its pre-counter, taken last cycle (OR of
+        #                                               the scanner's group registers)
         sweep = Signal(range(n + 1), init=n)          # cycles left of a clear's round
         sweeping = Signal()
         m.d.comb += sweeping.eq(sweep != 0)
@@ -162,14 +165,41 @@ class CSRBank(wiring.Component):
                 m.d.sync += pre.eq(pre + inc)
             pres.append(pre)
 
-        def select(onehot, width):
-            """AND-OR of the pre-counters by a one-hot selector (wide entries are zero)."""
+        # Both selections of one pre-counter (the scanner's and the host read's) are an
+        # AND-OR over every counter. Each is split into groups of GROUP consecutive
+        # counters (a block's counters are consecutive), registered per group where the
+        # group's pre-counters are, and only the groups' registers are ORed where the value
+        # is used: the same cycle as one register, without 117 x 9 bits converging on one
+        # spot (the router's worst congestion in the whole core, before).
+        groups = [range(i, min(i + GROUP, n)) for i in range(0, n, GROUP)]
+        groups = [g for g in groups if any(k < len(pres) and pres[k] is not None for k in g)]
+
+        def select(onehot, width, name, *, enable=None):
+            """Registered per-group AND-OR of the pre-counters by a one-hot selector: the
+            groups' registers (their OR is the selected pre-counter, the cycle after)."""
+            regs = []
+            for gi, g in enumerate(groups):
+                out = Const(0, width)
+                for k in g:
+                    if k < len(pres) and pres[k] is not None:
+                        out = out | (pres[k] & onehot[k].replicate(width))
+                reg = Signal(width, name=f"{name}_g{gi}")
+                if enable is None:
+                    m.d.sync += reg.eq(out)
+                else:
+                    with m.If(enable):
+                        m.d.sync += reg.eq(out)
+                regs.append(reg)
+            return regs
+
+        def any_of(regs, width):
             out = Const(0, width)
-            for k, pre in enumerate(pres):
-                if pre is not None:
-                    out = out | (pre & onehot[k].replicate(width))
+            for reg in regs:
+                out = out | reg
             return out
 
+        f_regs = select(ring, self.pre_bits, "f_val")
+        m.d.comb += f_val.eq(any_of(f_regs, self.pre_bits))
         total = Signal(COUNTER_BITS)
         m.d.comb += [
             fold_rd.addr.eq(scan),
@@ -177,9 +207,10 @@ class CSRBank(wiring.Component):
             fold_wr.addr.eq(f_addr), fold_wr.data.eq(total), fold_wr.en.eq(1),
             host_wr.addr.eq(f_addr), host_wr.data.eq(total), host_wr.en.eq(1),
         ]
-        m.d.sync += [f_addr.eq(scan), f_val.eq(select(ring, self.pre_bits))]
+        m.d.sync += f_addr.eq(scan)
         with m.If(self.clear):
-            m.d.sync += [f_val.eq(0), sweep.eq(n)]
+            m.d.sync += [reg.eq(0) for reg in f_regs]
+            m.d.sync += sweep.eq(n)
         with m.Elif(sweeping):
             m.d.sync += sweep.eq(sweep - 1)
 
@@ -234,41 +265,54 @@ class CSRBank(wiring.Component):
         hit = Signal(n)
         m.d.comb += hit.eq(Const(1, n) << index)
 
-        read_value = Signal(32)
-        with m.Switch(ar_addr):
-            for r in rm.all_registers():
-                if r.name in self._counter_words:
-                    cname, half = r.name[:-3], r.name[-2:]
-                    if half == "lo" and cname in wide:
-                        with m.Case(r.offset):
-                            m.d.comb += read_value.eq(ff_counters[cname][:32])
-                    continue
-                with m.Case(r.offset):
-                    if r.name[:-3] in self._wide:
-                        value = getattr(self, f"ro_{r.name[:-3]}")
-                        if r.name.endswith("_lo"):
-                            m.d.comb += read_value.eq(value[:32])
-                        else:
-                            m.d.comb += read_value.eq(hi_latch)
-                    elif r.access is Access.RO:
-                        m.d.comb += read_value.eq(getattr(self, f"ro_{r.name}"))
-                    elif r.access is Access.RW:
-                        m.d.comb += read_value.eq(getattr(self, r.name))
-                    # PULSE registers read as zero
-            with m.Default():
-                with m.If(in_block & offset[2]):
-                    m.d.comb += read_value.eq(hi_latch)   # any counter's _hi
-                with m.Else():
-                    m.d.comb += read_value.eq(Const(0xDEADC0DE, 32))
+        # The read multiplexer, like the pre-counter selections: each group of GROUP registers
+        # (in address order, so mostly one block's) has its own registered word, zero unless
+        # the address is one of its registers; the response ORs the groups' words. A read of
+        # no register gets the default word (a counter's _hi: the latch; else 0xDEADC0DE).
+        cases: list[tuple[int, object]] = []   # (offset, value; None reads as zero)
+        for r in rm.all_registers():
+            if r.name in self._counter_words:
+                cname, half = r.name[:-3], r.name[-2:]
+                if half == "lo" and cname in wide:
+                    cases.append((r.offset, ff_counters[cname][:32]))
+            elif r.name[:-3] in self._wide:
+                value = getattr(self, f"ro_{r.name[:-3]}")
+                cases.append((r.offset, value[:32] if r.name.endswith("_lo") else hi_latch))
+            elif r.access is Access.RO:
+                cases.append((r.offset, getattr(self, f"ro_{r.name}")))
+            elif r.access is Access.RW:
+                cases.append((r.offset, getattr(self, r.name)))
+            else:
+                cases.append((r.offset, None))   # PULSE registers read as zero
+        sample = Signal()
+        m.d.comb += sample.eq(ar_stage & ~sweeping)
+        rd_regs = []
+        matched = Signal(max(1, -(-len(cases) // GROUP)))
+        for gi in range(0, len(cases), GROUP):
+            word = Signal(32, name=f"rd_word_g{gi // GROUP}")
+            with m.If(sample):
+                m.d.sync += [word.eq(0), matched[gi // GROUP].eq(0)]
+                with m.Switch(ar_addr):
+                    for off, value in cases[gi:gi + GROUP]:
+                        with m.Case(off):
+                            m.d.sync += matched[gi // GROUP].eq(1)
+                            if value is not None:
+                                m.d.sync += word.eq(value)
+            rd_regs.append(word)
+        default_r = Signal(32)
+        with m.If(sample):
+            m.d.sync += default_r.eq(Mux(in_block & offset[2], hi_latch, 0xDEADC0DE))
 
-        value_r = Signal(32)
         ram_r = Signal()
+        h_regs = select(hit, self.pre_bits, "h_pre", enable=sample)
+        inflight = Signal(self.pre_bits)    # the scanner's in-flight amount, at the sample
         extra = Signal(self.pre_bits + 1)   # pre-counter + in-flight amount, at the sample
-        with m.If(ar_stage & ~sweeping):
-            m.d.sync += [value_r.eq(read_value), ram_r.eq(from_ram), ar_stage.eq(0),
-                         r_stage.eq(1),
-                         extra.eq(select(hit, self.pre_bits)
-                                  + Mux(f_addr == index, f_val, 0))]
+        m.d.comb += extra.eq(any_of(h_regs, self.pre_bits) + inflight)
+        value_r = Signal(32)
+        m.d.comb += value_r.eq(Mux(matched.any(), any_of(rd_regs, 32), default_r))
+        with m.If(sample):
+            m.d.sync += [ram_r.eq(from_ram), ar_stage.eq(0), r_stage.eq(1),
+                         inflight.eq(Mux(f_addr == index, f_val, 0))]
             # Latch the upper bits on any FF-held _lo read, for the _hi read that follows.
             with m.Switch(ar_addr):
                 for cname in sorted(wide):
@@ -277,7 +321,7 @@ class CSRBank(wiring.Component):
                 for w in sorted(self._wide):
                     with m.Case(rm[w + "_lo"].offset):
                         m.d.sync += hi_latch.eq(getattr(self, f"ro_{w}")[32:])
-        m.d.comb += host_rd.en.eq(ar_stage & ~sweeping)
+        m.d.comb += host_rd.en.eq(sample)
 
         count = Signal(COUNTER_BITS)
         m.d.comb += count.eq(host_rd.data + extra)
