@@ -132,10 +132,23 @@ class BookEngine(wiring.Component):
         base_ok = [Signal(name=f"base_ok{s}") for s in range(n)]
         sub_base = [Signal(32, name=f"sub_base{s}") for s in range(n)]
         stale = [Signal(8, name=f"stale{s}") for s in range(n)]
-        # Stale bits set this cycle: by slot alerts, and by the markers of every slot.
-        stale_set = [Signal(8, name=f"stale_set{s}") for s in range(n)]
+        # Stale bits set this cycle by the markers of every slot.
         stale_glob = [Signal(8, name=f"stale_glob{s}") for s in range(n)]
         stale_clear = [Signal(name=f"stale_clear{s}") for s in range(n)]
+        # A slot alert (raised in LOOKUP or APPLY, at the end of their logic) reaches the
+        # slot's stale bits a cycle later, from a register: its bits and slot wait in
+        # ``al_bits_r``/``al_slot_r``. Every reader of the stale bits (the BBO flag, an
+        # alert's "already stale", the host view) adds the waiting alert and this cycle's.
+        alert_reason = Signal(8)
+        alert_slot = Signal(sb)
+        al_bits = Signal(8)        # this cycle's alert, one bit per reason
+        al_bits_r = Signal(8)
+        al_slot_r = Signal(sb)
+
+        def stale_of(slot):
+            """The stale bits of ``slot`` as of this cycle's end, alerts included."""
+            return (pick(stale, slot, 8) | Mux(al_slot_r == slot, al_bits_r, 0)
+                    | Mux(alert_slot == slot, al_bits, 0))
 
         def pick(regs, idx, width):
             out = Signal(width)
@@ -589,7 +602,7 @@ class BookEngine(wiring.Component):
         def bbo_payload(ev, slot, tup, seq, time):
             body = ev.body.bbo
             nm = pick(name, slot, 64)
-            st_ = pick(stale, slot, 8) | pick(stale_set, slot, 8)  # alerts of this cycle
+            st_ = stale_of(slot)
             return [
                 ev.kind.eq(EventKind.BBO), ev.line.eq(0xFF), ev.aux.eq(slot),
                 body.itch_seq.eq(seq), body.bid_px.eq(tup.bid_px), body.bid_sz.eq(tup.bid_sz),
@@ -773,8 +786,6 @@ class BookEngine(wiring.Component):
             ]
 
         # -- slot alerts (LOOKUP: capacity, window, ref range; APPLY: level overflow) -------
-        alert_reason = Signal(8)
-        alert_slot = Signal(sb)
         alert_price = Signal(32)
         m.d.comb += [alert_reason.eq(a_alert), alert_slot.eq(a_slot),
                      alert_price.eq(op.price)]
@@ -782,15 +793,15 @@ class BookEngine(wiring.Component):
             m.d.comb += [alert_reason.eq(AlertReason.LEVEL_OVERFLOW), alert_slot.eq(st.slot),
                          alert_price.eq(st.price)]
         alert_new = Signal()
-        cur_stale = pick(stale, alert_slot, 8)
-        for s in range(n):
-            with m.If((alert_reason != 0) & (alert_slot == s)):
-                for r in AlertReason:
-                    with m.If(alert_reason == r):
-                        m.d.comb += stale_set[s][r.value - 1].eq(1)
+        cur_stale = Signal(8)
+        m.d.comb += cur_stale.eq(pick(stale, alert_slot, 8)
+                                 | Mux(al_slot_r == alert_slot, al_bits_r, 0))
         for r in AlertReason:
             with m.If(alert_reason == r):
-                m.d.comb += alert_new.eq(~cur_stale[r.value - 1])
+                m.d.comb += [alert_new.eq(~cur_stale[r.value - 1]), al_bits[r.value - 1].eq(1)]
+        # A subscribe or reset taken in the alert's cycle clears the slot after the alert.
+        m.d.sync += [al_bits_r.eq(Mux(Cat(*stale_clear).bit_select(alert_slot, 1), 0, al_bits)),
+                     al_slot_r.eq(alert_slot)]
         m.d.sync += self.ev_alert.valid.eq(0)
         with m.If((alert_reason != 0) & alert_new):
             ab = self.ev_alert.payload.body.book_alert
@@ -826,8 +837,8 @@ class BookEngine(wiring.Component):
 
         # -- stale registers ------------------------------------------------------------------
         for s in range(n):
-            m.d.sync += stale[s].eq(Mux(stale_clear[s], 0, stale[s] | stale_set[s]
-                                        | stale_glob[s]))
+            waiting = Mux(al_slot_r == s, al_bits_r, 0)
+            m.d.sync += stale[s].eq(Mux(stale_clear[s], 0, stale[s] | waiting | stale_glob[s]))
 
         # -- clear (after subscribe / reset) -----------------------------------------------
         with m.If(state == S_CLEAR):
@@ -860,7 +871,8 @@ class BookEngine(wiring.Component):
         vt = tuple_of(vsm.best)
         m.d.sync += [
             self.view_active.eq(pick(active, vs, 1)), self.view_known.eq(pick(known, vs, 1)),
-            self.view_stale.eq(pick(stale, vs, 8)), self.view_locate.eq(pick(locate, vs, 16)),
+            self.view_stale.eq(pick(stale, vs, 8) | Mux(al_slot_r == vs, al_bits_r, 0)),
+            self.view_locate.eq(pick(locate, vs, 16)),
             self.view_base.eq(pick(base, vs, 32)),
         ]
         m.d.comb += [
