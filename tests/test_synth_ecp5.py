@@ -19,6 +19,7 @@ from amaranth.hdl import Cat, Elaboratable, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tools import congestion
 from tools.synth_ecp5 import (
     ROUTERS,
     ScanShell,
@@ -128,7 +129,7 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     argv = [sys.executable, "tools/synth_ecp5.py", "tests.test_synth_ecp5:xor_accumulator",
             "--arg", "width=0x18", "--freq", "100", "--seed", "3",
-            "--router", "router2", "--placer", "static", "--nowidelut",
+            "--router", "router2", "--placer", "static", "--nowidelut", "--heatmap",
             "--workdir", str(tmp_path / "work"), "--json", str(out)]
     proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
@@ -141,6 +142,12 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     assert data["target_mhz"] == 100 and data["seed"] == 3
     assert "--freq 100 --seed 3 --router router2 --placer static" in data["commands"][1]
     assert "synth_ecp5 -nowidelut -top top" in data["commands"][0]
+    # --heatmap: router2's per-iteration congestion, which tools/congestion.py reads (a
+    # design this small routes in its first iteration, with nothing overused).
+    assert "--router2-heatmap heatmap" in data["commands"][1]
+    its = congestion.iterations(tmp_path / "work")
+    assert its and its[0] == 1
+    assert congestion.report(tmp_path / "work").startswith(f"router2 iteration {its[-1]}: ")
     assert data["timing_met"] is True
     assert data["invocation"].startswith("python tools/synth_ecp5.py tests.test_synth_ecp5:")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
@@ -274,11 +281,38 @@ def test_parse_nextpnr_report_keeps_used_bels() -> None:
     assert util["TRELLIS_FF"].percent == pytest.approx(100 * 10 / 83640)
 
 
+def test_congestion_sums_by_block_and_signal(tmp_path: Path) -> None:
+    rows = {"design.book.stale5_TRELLIS_FF_Q_DI_LUT4_D_Z[1]": 7,
+            "design.book.stale3_TRELLIS_FF_Q_DI[2]": 2,
+            "design.csr.extra_LUT4_Z[3]": 4,
+            "design.filters$87[1].enable_LUT4_Z": 1,
+            "design.book.orders.0.13_DOB3[0]": 5,
+            "load$TRELLIS_IO_IN": 3}
+    blocks, signals = congestion.summarize(rows)
+    assert blocks == {"book": 14, "csr": 4, "filters": 1, "(top)": 3}
+    assert signals["design.book.stale#"] == 9 and signals["design.csr.extra"] == 4
+    assert signals["design.book.orders.0.13"] == 5
+    (tmp_path / "heatmap_congestion_by_net_2.csv").write_text(
+        "".join(f"{k},{v}\n" for k, v in rows.items()))
+    (tmp_path / "heatmap_congestion_by_net_10.csv").write_text("design.csr.ring[0],6\n")
+    assert congestion.iterations(tmp_path) == [2, 10]
+    text = congestion.report(tmp_path)
+    assert text.startswith("router2 iteration 10: overuse 6 summed over 1 nets")
+    assert "book" in congestion.report(tmp_path, iteration=2)
+    with pytest.raises(FileNotFoundError, match="iteration 5"):
+        congestion.report(tmp_path, iteration=5)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="--heatmap"):
+        congestion.report(tmp_path / "empty")
+
+
 def test_unknown_router_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="router3"):
         synth(xor_accumulator, "x", router="router3", workdir=tmp_path)
     with pytest.raises(ValueError, match="anneal"):
         synth(xor_accumulator, "x", placer="anneal", workdir=tmp_path)
+    with pytest.raises(ValueError, match="router2"):
+        synth(xor_accumulator, "x", heatmap=True, workdir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 

@@ -57,8 +57,8 @@ in ``~/.cache/YoWASP``); the wall times recorded in the result include that if i
 Command line::
 
     python tools/synth_ecp5.py MODULE:FACTORY [--arg key=value ...] [--freq 156.25]
-                               [--seed 1] [--router router1] [--nowidelut] [--shell]
-                               [--name NAME]
+                               [--seed 1] [--router router1] [--placer heap]
+                               [--nowidelut] [--shell] [--heatmap] [--name NAME]
                                [--workdir DIR] [--json out.json]
 
 ``FACTORY`` names a class or function in ``MODULE`` (imported with the current directory
@@ -361,6 +361,7 @@ def synth(
     widelut: bool = True,
     shell: bool = False,
     placer: str = "heap",
+    heatmap: bool = False,
 ) -> SynthResult:
     """Synthesise, place and route ``design`` (out of context, or in a scan shell); see the
     module docstring.
@@ -379,11 +380,16 @@ def synth(
     routes it in context (clock on a pin and a global buffer) instead of out of context.
     ``placer`` is nextpnr's ``--placer``: on the whole core the electrostatic ``static``
     placer left router2 a tenth of the overuse HeAP did (docs/BENCHMARKS.md).
+    ``heatmap=True`` (router2 only) has nextpnr write its congestion per net and per tile
+    after every iteration (``heatmap_congestion_by_*_<i>.csv`` in ``workdir``), which
+    ``tools/congestion.py`` sums by block and signal.
     """
     if router not in ROUTERS:
         raise ValueError(f"router {router!r}: expected one of {', '.join(ROUTERS)}")
     if placer not in PLACERS:
         raise ValueError(f"placer {placer!r}: expected one of {', '.join(PLACERS)}")
+    if heatmap and router != "router2":
+        raise ValueError("heatmap needs router2 (router1 writes no congestion heatmap)")
     workdir = Path(workdir) if workdir is not None else REPO_ROOT / "build" / "synth" / name
     workdir.mkdir(parents=True, exist_ok=True)
     wall: dict[str, float] = {}
@@ -414,6 +420,7 @@ def synth(
         "--json", "design.json", "--top", TOP,
         "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--router", router,
         *(() if placer == "heap" else ("--placer", placer)),
+        *(("--router2-heatmap", "heatmap") if heatmap else ()),
         "--timing-allow-fail",
         "--report", "report.json", "-l", "nextpnr.log", "-q",
     ]
@@ -522,6 +529,9 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="map to LUT4 only (yosys synth_ecp5 -nowidelut)")
     parser.add_argument("--shell", action="store_true",
                         help="place and route in context, in a scan shell (ScanShell)")
+    parser.add_argument("--heatmap", action="store_true",
+                        help="router2's congestion per net and tile, every iteration, into "
+                             "the workdir (summed by tools/congestion.py)")
     parser.add_argument("--name", help="run name (default: FACTORY name)")
     parser.add_argument("--workdir", type=Path, help="default: build/synth/NAME")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
@@ -536,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or args.factory.partition(":")[2]
     result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
                    workdir=args.workdir, router=args.router, widelut=not args.nowidelut,
-                   shell=args.shell, placer=args.placer)
+                   shell=args.shell, placer=args.placer, heatmap=args.heatmap)
     print(summary(result))
     if args.json:
         data = result.to_json()
