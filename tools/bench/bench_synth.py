@@ -45,8 +45,8 @@ def _parser():
 #: 208 DP16KD), logic limits the slots: the book engine and the risk gate keep per-slot state
 #: in registers and multiplex it by slot. Before the risk gate and order entry were in the
 #: core, 64 slots needed 104% of the TRELLIS_COMB and 16 slots 62%; the whole core with 8
-#: slots places at 69% in the scan shell (79% before the CSR counters moved to block RAM)
-#: and does not route (docs/BENCHMARKS.md, "ECP5: the core with the book").
+#: slots places at 70% in the scan shell (79% before the CSR counters moved to block RAM)
+#: and does not route yet (docs/BENCHMARKS.md, "ECP5: the core with the book").
 FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 
 #: How the core is built: LUT4-only mapping (the 8-slot core places at 78% of the logic
@@ -54,8 +54,10 @@ FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 #: overuse on its placement fell to 7,765 by iteration 10, against HeAP's 21,725 at iteration
 #: 8), at the clock the core can aim for today, and in a scan shell, so that its clock is on
 #: the global network as on a board (out of context it was routed over fabric). router2
-#: still does not converge on it: its overuse stalls at about 4,500 wires
-#: (docs/BENCHMARKS.md, "Counters in block RAM, ...").
+#: still does not converge on it: its overuse stalls at about 900 wires at 8 slots and 52 at
+#: 2 (docs/BENCHMARKS.md, "Where router2 runs out of wires"; ``--heatmap`` and
+#: ``tools/congestion.py`` say whose). The target does not matter to the static placer or to
+#: router2 here: at ``--freq 25`` the 2-slot run was the same, wire for wire.
 CORE_FLOW = dict(widelut=False, router="router2", placer="static", freq_mhz=60.0, shell=True)
 
 
