@@ -54,8 +54,9 @@ FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 #: overuse on its placement fell to 7,765 by iteration 10, against HeAP's 21,725 at iteration
 #: 8), at the clock the core can aim for today, and in a scan shell, so that its clock is on
 #: the global network as on a board (out of context it was routed over fabric). router2
-#: still does not converge on it: its overuse stalls at about 900 wires at 8 slots and 52 at
-#: 2 (docs/BENCHMARKS.md, "Where router2 runs out of wires"; ``--heatmap`` and
+#: does not converge at 8 slots (its overuse stalls at about 900 wires); at 2 slots it routes
+#: with ``--seed 2`` (25.29 MHz) and stalls at 52 with seed 1 (docs/BENCHMARKS.md, "Where
+#: router2 runs out of wires"; ``--heatmap`` and
 #: ``tools/congestion.py`` say whose). The target does not matter to the static placer or to
 #: router2 here: at ``--freq 25`` the 2-slot run was the same, wire for wire.
 CORE_FLOW = dict(widelut=False, router="router2", placer="static", freq_mhz=60.0, shell=True)

@@ -27,12 +27,12 @@ from sim.model.risk import LATENCY as GATE_LATENCY
 from tools.bench import BenchResult
 
 CMD = ".venv/bin/python tools/bench/run.py trade"
-FMAX_NOTE = ("cycles / the last routed ECP5 Fmax of the core, which is the ingress path's "
-             "alone; the whole core has no routed figure yet")
-#: The last *routed* ECP5 figure of the core: the ingress path alone, before the book, risk
-#: gate and order entry joined it. The whole core has no routed figure yet (docs/BENCHMARKS.md,
-#: "ECP5: the core with the book": nextpnr's post-placement estimate is 21 MHz).
-ECP5_FMAX_MHZ = 59.1
+FMAX_NOTE = ("cycles / the routed ECP5 Fmax of the whole core, which so far routes only with a "
+             "2-slot book (seed 2; the 8-slot core does not route yet)")
+#: The routed ECP5 figure of the whole core: 2-slot book, in the scan shell, ``make synth``'s
+#: flow with ``--arg slots=2`` and nextpnr ``--seed 2`` (docs/BENCHMARKS.md, "Where router2
+#: runs out of wires"). The latency in cycles does not depend on the slot count.
+ECP5_FMAX_MHZ = 25.29
 
 
 def tick_to_trade() -> list[BenchResult]:
