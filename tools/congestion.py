@@ -42,7 +42,8 @@ def load(path: Path) -> dict[str, int]:
 
 
 def block_of(net: str) -> str:
-    """The core's top-level block a net belongs to (``design.<block>.…``), else its root."""
+    """The core's top-level block a net belongs to (``design.<block>.…``), else ``(top)``
+    (the scan shell's, and nets Yosys left without a block's name)."""
     parts = net.split(".")
     if parts[0] == "design" and len(parts) > 2:
         return re.sub(r"\$\d+(\[\d+\])?$", "", parts[1])
