@@ -143,8 +143,8 @@ class CSRBank(wiring.Component):
         ring = Signal(n, init=1)                      # one-hot copy of scan: no decoders
         m.d.sync += [scan.eq(Mux(scan == n - 1, 0, scan + 1)), ring.eq(ring.rotate_left(1))]
         f_addr = Signal(range(n))                     # entry written this cycle
-        f_val = Signal(self.pre_bits)                 # its pre-counter, taken last cycle (OR of
-        #                                               the scanner's group registers)
+        # The entry's pre-counter, taken last cycle: the OR of the scanner's group registers.
+        f_val = Signal(self.pre_bits)
         sweep = Signal(range(n + 1), init=n)          # cycles left of a clear's round
         sweeping = Signal()
         m.d.comb += sweeping.eq(sweep != 0)
@@ -171,8 +171,10 @@ class CSRBank(wiring.Component):
         # group's pre-counters are, and only the groups' registers are ORed where the value
         # is used: the same cycle as one register, without 117 x 9 bits converging on one
         # spot (the router's worst congestion in the whole core, before).
-        groups = [range(i, min(i + GROUP, n)) for i in range(0, n, GROUP)]
-        groups = [g for g in groups if any(k < len(pres) and pres[k] is not None for k in g)]
+        counted = [(k, pre) for k, pre in enumerate(pres) if pre is not None]
+        groups = [[(k, pre) for k, pre in counted if i <= k < i + GROUP]
+                  for i in range(0, n, GROUP)]
+        groups = [g for g in groups if g]
 
         def select(onehot, width, name, *, enable=None):
             """Registered per-group AND-OR of the pre-counters by a one-hot selector: the
@@ -180,9 +182,8 @@ class CSRBank(wiring.Component):
             regs = []
             for gi, g in enumerate(groups):
                 out = Const(0, width)
-                for k in g:
-                    if k < len(pres) and pres[k] is not None:
-                        out = out | (pres[k] & onehot[k].replicate(width))
+                for k, pre in g:
+                    out = out | (pre & onehot[k].replicate(width))
                 reg = Signal(width, name=f"{name}_g{gi}")
                 if enable is None:
                     m.d.sync += reg.eq(out)
@@ -288,14 +289,14 @@ class CSRBank(wiring.Component):
         m.d.comb += sample.eq(ar_stage & ~sweeping)
         rd_regs = []
         matched = Signal(max(1, -(-len(cases) // GROUP)))
-        for gi in range(0, len(cases), GROUP):
-            word = Signal(32, name=f"rd_word_g{gi // GROUP}")
+        for gi, first in enumerate(range(0, len(cases), GROUP)):
+            word = Signal(32, name=f"rd_word_g{gi}")
             with m.If(sample):
-                m.d.sync += [word.eq(0), matched[gi // GROUP].eq(0)]
+                m.d.sync += [word.eq(0), matched[gi].eq(0)]
                 with m.Switch(ar_addr):
-                    for off, value in cases[gi:gi + GROUP]:
+                    for off, value in cases[first:first + GROUP]:
                         with m.Case(off):
-                            m.d.sync += matched[gi // GROUP].eq(1)
+                            m.d.sync += matched[gi].eq(1)
                             if value is not None:
                                 m.d.sync += word.eq(value)
             rd_regs.append(word)

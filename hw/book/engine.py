@@ -145,10 +145,13 @@ class BookEngine(wiring.Component):
         al_bits_r = Signal(8)
         al_slot_r = Signal(sb)
 
+        def waiting(slot):
+            """The alert bits of ``slot`` still waiting in the register (none for others)."""
+            return Mux(al_slot_r == slot, al_bits_r, 0)
+
         def stale_of(slot):
             """The stale bits of ``slot`` as of this cycle's end, alerts included."""
-            return (pick(stale, slot, 8) | Mux(al_slot_r == slot, al_bits_r, 0)
-                    | Mux(alert_slot == slot, al_bits, 0))
+            return pick(stale, slot, 8) | waiting(slot) | Mux(alert_slot == slot, al_bits, 0)
 
         def pick(regs, idx, width):
             out = Signal(width)
@@ -794,8 +797,7 @@ class BookEngine(wiring.Component):
                          alert_price.eq(st.price)]
         alert_new = Signal()
         cur_stale = Signal(8)
-        m.d.comb += cur_stale.eq(pick(stale, alert_slot, 8)
-                                 | Mux(al_slot_r == alert_slot, al_bits_r, 0))
+        m.d.comb += cur_stale.eq(pick(stale, alert_slot, 8) | waiting(alert_slot))
         for r in AlertReason:
             with m.If(alert_reason == r):
                 m.d.comb += [alert_new.eq(~cur_stale[r.value - 1]), al_bits[r.value - 1].eq(1)]
@@ -837,8 +839,8 @@ class BookEngine(wiring.Component):
 
         # -- stale registers ------------------------------------------------------------------
         for s in range(n):
-            waiting = Mux(al_slot_r == s, al_bits_r, 0)
-            m.d.sync += stale[s].eq(Mux(stale_clear[s], 0, stale[s] | waiting | stale_glob[s]))
+            m.d.sync += stale[s].eq(Mux(stale_clear[s], 0,
+                                        stale[s] | waiting(s) | stale_glob[s]))
 
         # -- clear (after subscribe / reset) -----------------------------------------------
         with m.If(state == S_CLEAR):
@@ -871,7 +873,7 @@ class BookEngine(wiring.Component):
         vt = tuple_of(vsm.best)
         m.d.sync += [
             self.view_active.eq(pick(active, vs, 1)), self.view_known.eq(pick(known, vs, 1)),
-            self.view_stale.eq(pick(stale, vs, 8) | Mux(al_slot_r == vs, al_bits_r, 0)),
+            self.view_stale.eq(pick(stale, vs, 8) | waiting(vs)),
             self.view_locate.eq(pick(locate, vs, 16)),
             self.view_base.eq(pick(base, vs, 32)),
         ]
