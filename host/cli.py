@@ -45,19 +45,75 @@ def main() -> None:
 @main.command()
 @backend_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info(backend: str, as_json: bool) -> None:
+@click.option("--expect", type=click.Path(exists=True, path_type=Path), metavar="BITSTREAM",
+              help="Compare the identity block with this bitstream's manifest (a directory "
+                   "or manifest.json) and exit 1 if the card does not run that design.")
+def info(backend: str, as_json: bool, expect: Path | None) -> None:
     """Identity block and sequencer state of the card."""
     card, _ = _open_card(backend)
-    out = {"identity": card.identity.as_dict(), "sequencer": card.sequencer(),
-           "feeds": [str(f) for f in card.feeds()]}
+    out: dict = {"identity": card.identity.as_dict(), "sequencer": card.sequencer(),
+                 "feeds": [str(f) for f in card.feeds()]}
+    mismatches = None
+    if expect is not None:
+        from host.bitstream import BitstreamError, card_mismatches, find_manifest, load_manifest
+        try:
+            manifest = load_manifest(find_manifest(expect))
+        except BitstreamError as e:
+            raise click.ClickException(str(e)) from None
+        mismatches = card_mismatches(manifest, card.regs.read)
+        out["expect"] = {"bitstream": manifest.data["name"], "mismatches": mismatches}
     if as_json:
         click.echo(json.dumps(out, indent=2))
-        return
-    for k, v in out["identity"].items():
-        click.echo(f"{k:16} {v}")
-    seq = out["sequencer"]
-    click.echo(f"{'sequencer':16} locked={seq['locked']} expected={seq['expected']} "
-               f"session={seq['session']!r}")
+    else:
+        for k, v in out["identity"].items():
+            click.echo(f"{k:16} {v}")
+        seq = out["sequencer"]
+        click.echo(f"{'sequencer':16} locked={seq['locked']} expected={seq['expected']} "
+                   f"session={seq['session']!r}")
+        if mismatches is not None:
+            verdict = "runs" if not mismatches else "does NOT run"
+            click.echo(f"{'expect':16} the card {verdict} {out['expect']['bitstream']}")
+            for line in mismatches:
+                click.echo(f"{'':16} {line}")
+    if mismatches:
+        sys.exit(1)
+
+
+@main.group()
+def bitstream() -> None:
+    """Check bitstreams against their manifests and this host (host/bitstream.py)."""
+
+
+@bitstream.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default="bitstreams",
+              show_default=True, help="Where to find bitstreams when no PATH is given.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per bitstream.")
+def bitstream_check(paths: tuple[Path, ...], root: Path, as_json: bool) -> None:
+    """Verify each bitstream (a directory, its manifest.json or the .bit): the file's hash,
+    the IDCODE, USERCODE and identity inside it, and that this host drives its register map.
+    Exits 1 if any is not intact or not drivable; warnings do not fail."""
+    from host.bitstream import check, discover
+    targets = list(paths) or discover(root)
+    if not targets:
+        raise click.ClickException(f"no bitstream (no */manifest.json) under {root}")
+    failed = 0
+    for path in targets:
+        r = check(path)
+        failed += not r.ok
+        if as_json:
+            click.echo(json.dumps(r.as_dict()))
+            continue
+        m = r.manifest.data if r.manifest else None
+        head = (f"{m['name']}: {m['device']}, {m['source']['git_rev']}, regmap "
+                f"{m['regmap']['hash']}, Fmax {m['timing']['fmax_mhz']} MHz" if m
+                else str(r.path))
+        click.echo(f"{'OK  ' if r.ok else 'FAIL'} {head}")
+        for kind in ("integrity", "compatibility", "warnings"):
+            for line in getattr(r, kind):
+                click.echo(f"     {kind}: {line}")
+    if failed:
+        sys.exit(1)
 
 
 @main.group()

