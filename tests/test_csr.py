@@ -66,6 +66,22 @@ class Model:
         return sum(self.incs[t].get(name, 0) for t in range(last + 1, sample - 1)) & MASK48
 
 
+async def axil_read(ctx, bus, addr: int) -> int:
+    """One AXI4-Lite read, alone on the bus: AR handshake, then wait for R."""
+    ctx.set(bus.rready, 1)
+    ctx.set(bus.araddr, addr)
+    ctx.set(bus.arvalid, 1)
+    while not ctx.get(bus.arready):
+        await ctx.tick()
+    await ctx.tick()
+    ctx.set(bus.arvalid, 0)
+    while not ctx.get(bus.rvalid):
+        await ctx.tick()
+    value = ctx.get(bus.rdata)
+    await ctx.tick()
+    return value
+
+
 def assert_pre_counter_bound(bank: CSRBank, rm: RegisterMap) -> None:
     """The bound the design rests on: a round of n cycles at 3 fits, and tightly (one bit less
     would not, and the full-rate runs below fail with it)."""
@@ -236,19 +252,8 @@ def test_full_register_map_at_full_rate():
             await ctx.tick()
         for c in names:
             ctx.set(getattr(dut, f"inc_{c}"), 0)
-        bus = dut.axil
-        ctx.set(bus.rready, 1)
         for c in names:
-            ctx.set(bus.araddr, rm.counters[c][0].offset)
-            ctx.set(bus.arvalid, 1)
-            while not ctx.get(bus.arready):
-                await ctx.tick()
-            await ctx.tick()
-            ctx.set(bus.arvalid, 0)
-            while not ctx.get(bus.rvalid):
-                await ctx.tick()
-            results[c] = ctx.get(bus.rdata)
-            await ctx.tick()
+            results[c] = await axil_read(ctx, dut.axil, rm.counters[c][0].offset)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -278,21 +283,6 @@ def test_block_ram_counter_carries_past_32_bits(start):
     incs = 3 * n * MAX_INC
     got = {}
 
-    async def read(ctx, addr: int) -> int:
-        bus = dut.axil
-        ctx.set(bus.rready, 1)
-        ctx.set(bus.araddr, addr)
-        ctx.set(bus.arvalid, 1)
-        while not ctx.get(bus.arready):
-            await ctx.tick()
-        await ctx.tick()
-        ctx.set(bus.arvalid, 0)
-        while not ctx.get(bus.rvalid):
-            await ctx.tick()
-        value = ctx.get(bus.rdata)
-        await ctx.tick()
-        return value
-
     async def bench(ctx):
         t = 0
         # The scanner reads entry t mod n in cycle t (from reset); the sweep ends at n.
@@ -308,8 +298,8 @@ def test_block_ram_counter_carries_past_32_bits(start):
         for _ in range(2 * n):
             await ctx.tick()
         lo, hi = rm.counters["c1"]
-        got["lo"] = await read(ctx, lo.offset)
-        got["hi"] = await read(ctx, hi.offset)
+        got["lo"] = await axil_read(ctx, dut.axil, lo.offset)
+        got["hi"] = await axil_read(ctx, dut.axil, hi.offset)
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
