@@ -297,3 +297,28 @@ def test_project_trellis_reads_the_committed_bitstream_as_we_do(tmp_path: Path) 
     assert [ln.removeprefix(".comment ") for ln in lines if ln.startswith(".comment ")] == \
         list(ours.comments)
     assert sum(ln.startswith(".tile ") for ln in lines) > 10_000     # it decoded the frames
+
+
+def test_build_wires_the_flow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``build`` (``make bitstream``, about 25 minutes on the core) with the tiny design in
+    place of the core: the flow it asks for, the identity it packs and the manifest."""
+    asked = {}
+
+    def fake_synth(design, name, **flow):
+        asked.update(flow, design=design, name=name)
+        return synth(CounterAdder(8, 8), name, shell=True, workdir=tmp_path / "run",
+                     freq_mhz=100, seed=flow["seed"], bitstream=True,
+                     usercode=flow["usercode"], comments=flow["comments"])
+    monkeypatch.setattr(tool, "synth", fake_synth)
+    dest = tool.build("b", {"slots": 2}, 7, None, tmp_path / "out")
+    from tools.bench.bench_synth import CORE_FLOW
+    head = tool.identity_of("HEAD")
+    assert {k: asked[k] for k in CORE_FLOW} == CORE_FLOW
+    assert (asked["seed"], asked["bitstream"], asked["usercode"]) == (7, True, head["git_rev"])
+    assert asked["design"].book.slots == 2
+    assert asked["design"].identity["id_git_rev"] == head["git_rev"]
+    r = check(dest)
+    assert r.ok, r.as_dict()
+    m = load_manifest(dest / MANIFEST).data
+    assert m["source"]["commit"] == head["commit"] and m["timing"]["seed"] == 7
+    assert m["commands"][0] == "python tools/bitstream.py build b --arg=slots=2 --seed=7"
