@@ -128,8 +128,8 @@ def parse_ecp5(data: bytes) -> Ecp5Bitstream:
     usercode = None
     for found in _USERCODE.finditer(data, i):
         j = found.end()
-        after = data[j + 4 + (2 if found[1] == b"\x80" else 0):][:1]
-        if after in _AFTER_USERCODE:
+        k = j + 4 + (2 if found[1] == b"\x80" else 0)       # past the code and its CRC
+        if data[k:k + 1] in _AFTER_USERCODE:
             usercode = int.from_bytes(data[j:j + 4], "big")
             break
     return Ecp5Bitstream(comments, idcode, usercode)
