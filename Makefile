@@ -32,7 +32,7 @@ bench: $(STAMP)
 synth: $(STAMP)
 	$(BIN)/python -m tools.bench.bench_synth --json build/synth/CoreTop.json
 
-# The core's bitstream and manifest, from the working tree (tools/bitstream.py; about 50 min):
+# The core's bitstream and manifest, from the working tree (tools/bitstream.py; about 25 min):
 # 2 book slots (the 8-slot FIT_BOOK core does not route yet) and seed 2, which routed the
 # netlist of f2f4033 (seed 1 stalls). Every revision's netlist differs at least in its identity
 # constants, so routing can need another seed: SEED=3 make bitstream.
