@@ -21,18 +21,30 @@ TOP_NAME = "wirespeed_core"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def source_identity(repo: Path = REPO) -> dict:
-    """git revision (first 8 hex digits as int), commit time and dirty flag; zeros outside git."""
+def git_identity(rev: str = "HEAD", repo: Path = REPO) -> dict:
+    """The identity of revision ``rev``: its first 8 hex digits as an int, its commit time,
+    dirty when it is HEAD and hw/ or proto/ has uncommitted changes, and the full ``commit``.
+    Raises when git or the revision is missing."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               check=True).stdout.strip()
+    full = git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    dirty = full == git("rev-parse", "HEAD") and bool(
+        git("status", "--porcelain", "--untracked-files=no", "--", "hw", "proto"))
+    return {"git_rev": int(full[:8], 16), "build_time": int(git("log", "-1", "--format=%ct",
+                                                                  full)),
+            "dirty": dirty, "commit": full}
+
+
+def source_identity(repo: Path = REPO) -> dict:
+    """git revision (first 8 hex digits as int), commit time and dirty flag of the working
+    tree (:func:`git_identity` of HEAD, the parameters of :class:`Core`); zeros outside git."""
     try:
-        rev = int(git("rev-parse", "HEAD")[:8], 16)
-        when = int(git("log", "-1", "--format=%ct"))
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "hw", "proto"))
+        ident = git_identity("HEAD", repo)
     except (subprocess.CalledProcessError, FileNotFoundError, ValueError):
         return {"git_rev": 0, "build_time": 0, "dirty": False}
-    return {"git_rev": rev, "build_time": when, "dirty": dirty}
+    del ident["commit"]
+    return ident
 
 
 def build_core(**params) -> Core:

@@ -32,7 +32,7 @@ from host.bitstream import (
 )
 from host.cli import main as cli
 from hw.regmap import REGMAP
-from tests.test_synth_ecp5 import CounterAdder
+from tests.test_synth_ecp5 import CounterAdder, needs_synth
 from tools import bitstream as tool
 from tools.synth_ecp5 import synth
 
@@ -40,10 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 IDENT = {"git_rev": 0x1234ABCD, "build_time": 1_700_000_000, "dirty": False,
          "commit": "1234abcd" + "0" * 32}
-
-needs_synth = pytest.mark.skipif(
-    os.environ.get("WIRESPEED_SKIP_SYNTH") == "1", reason="WIRESPEED_SKIP_SYNTH=1")
-
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -32,7 +32,6 @@ import argparse
 import hashlib
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -43,7 +42,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from host.bitstream import BITFILE, FORMAT, MANIFEST, identity_comment  # noqa: E402
+from host.bitstream import (  # noqa: E402
+    BITFILE,
+    ECP5_IDCODES,
+    FORMAT,
+    MANIFEST,
+    identity_comment,
+)
 from tools.synth_ecp5 import (  # noqa: E402
     DEVICE,
     SHELL_LPF,
@@ -57,8 +62,8 @@ from tools.synth_ecp5 import (  # noqa: E402
 #: Where the virtual environment's tools are (the YoWASP entry points).
 SCRIPTS = sysconfig.get_path("scripts")
 
-#: The part's JTAG IDCODE (host/bitstream.py ECP5_IDCODES).
-IDCODE = 0x81113043
+#: The part's JTAG IDCODE, from host/bitstream.py's table of the family.
+[IDCODE] = [code for code, part in ECP5_IDCODES.items() if DEVICE.startswith(part + "-")]
 
 #: Why a scan-shell build does nothing on a board (the manifest's ``deployable_note``).
 SCAN_NOTE = ("scan shell: the core's ports are two scan chains on pins E16 (in), D17 (load) "
@@ -68,18 +73,9 @@ SCAN_NOTE = ("scan shell: the core's ports are two scan chains on pins E16 (in),
 
 
 def identity_of(rev: str) -> dict[str, Any]:
-    """The identity (hw.core.Core's git_rev, build_time, dirty) of revision ``rev``: its
-    first 8 hex digits and commit time; dirty when it is the working tree's HEAD and hw/ or
-    proto/ has uncommitted changes."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    full = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    dirty = full == git("rev-parse", "HEAD") and bool(
-        git("status", "--porcelain", "--untracked-files=no", "--", "hw", "proto"))
-    return {"git_rev": int(full[:8], 16), "build_time": int(git("log", "-1", "--format=%ct",
-                                                                  full)),
-            "dirty": dirty, "commit": full}
+    """The identity (hw.core.Core's git_rev, build_time, dirty) and full commit of ``rev``."""
+    from hw.top import git_identity
+    return git_identity(rev, REPO)
 
 
 def gateware_differs(rev: str) -> list[str]:
@@ -144,7 +140,7 @@ def release(name: str, result: SynthResult, core, ident: dict[str, Any], args: d
     bit = Path(result.bitstream).read_bytes()
     dest = out / name
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(result.bitstream, dest / BITFILE)
+    (dest / BITFILE).write_bytes(bit)
     data = manifest(name, result, core, ident, args, bit, commands)
     (dest / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
     return dest
@@ -163,8 +159,7 @@ def build(name: str, args: dict[str, Any], seed: int, workdir: Path | None, out:
     core = make_core(ident, args)
     result = synth(core, name, seed=seed, workdir=workdir, bitstream=True,
                    usercode=ident["git_rev"], comments=[_comment(core)], **CORE_FLOW)
-    invocation = shlex.join(["python", "tools/bitstream.py", "build", name,
-                             *(f"--arg={k}={v}" for k, v in args.items()), f"--seed={seed}"])
+    invocation = _invocation(["build", name], args, seed)
     return release(name, result, core, ident, args, [invocation, *result.commands], out)
 
 
@@ -195,10 +190,14 @@ def pack(workdir: Path, name: str, rev: str, args: dict[str, Any], seed: int,
     result = read_result(workdir, name, target_mhz=_target(workdir), seed=seed,
                          commands=[*commands, shlex.join(pack_cmd)], wall={}, shell=True,
                          bitstream=True)
-    invocation = shlex.join(["python", "tools/bitstream.py", "pack", str(workdir), name,
-                             "--rev", rev, *(f"--arg={k}={v}" for k, v in args.items()),
-                             f"--seed={seed}"])
+    invocation = _invocation(["pack", str(workdir), name, "--rev", rev], args, seed)
     return release(name, result, core, ident, args, [invocation, *result.commands], out)
+
+
+def _invocation(words: list[str], args: dict[str, Any], seed: int) -> str:
+    """This tool's command line, as the manifest records it."""
+    return shlex.join(["python", "tools/bitstream.py", *words,
+                       *(f"--arg={k}={v}" for k, v in args.items()), f"--seed={seed}"])
 
 
 def _logic(il: str) -> str:
