@@ -9,10 +9,10 @@ Each proof names a harness (an Amaranth component whose inputs are free and whic
 properties hold in every reachable state, for runs of any length. ``bmc`` is a bounded model
 check from reset: they hold in every run of up to ``depth`` cycles. The harness is converted
 to RTLIL and handed to SymbiYosys with an ``smtbmc`` engine and z3 (each proof names its
-engine line: ``--nomem`` maps memories to registers, ``--syn`` maps the logic to gates
-first). The bounded risk proofs assume invariants that ``risk_accounting`` proves, so they
-hold together with it (tests/formal/risk_props.py). The work directory
-``build/formal/<name>/`` keeps the logs and, on failure, the counterexample trace
+engine line: ``--nomem`` maps memories to registers). The limit proofs assume invariants
+that ``risk_accounting`` proves (at the same widths: ``risk_accounting_full`` for the
+full-width ones), so they hold together with it (tests/formal/risk_props.py). The work
+directory ``build/formal/<name>/`` keeps the logs and, on failure, the counterexample trace
 (``engine_0/trace*.vcd``).
 """
 
@@ -58,11 +58,8 @@ def _risk(props: str, *, full: bool = False, **kw):
 
 
 #: Memories as registers (``--nomem``: the limit table has 4 rows, the market table 2, in
-#: the proofs' 2-slot instance), z3 on word-level terms; ``--syn`` maps the logic to gates
-#: first, which the collar's and the positions' checks need to finish (measured, see
-#: docs/risk.md, "Verification").
+#: the proofs' 2-slot instances), z3 on word-level terms.
 _Z3 = "smtbmc --nomem z3"
-_Z3_SYN = "smtbmc --nomem --syn z3"
 
 PROOFS = {p.name: p for p in (
     Proof("risk_pipeline", _risk("pipeline"), "prove", 6,
@@ -70,25 +67,32 @@ PROOFS = {p.name: p for p in (
           "nothing accepted under a kill switch; cancels never rejected"),
     Proof("risk_accounting", _risk("accounting"), "prove", 8,
           "risk gate: open orders, positions and open shares as the host sees them follow "
-          "the verdicts, reports and position writes; proves the invariants the bounded "
-          "proofs assume", engine=_Z3),
+          "the verdicts, reports and position writes; proves the invariants the limit "
+          "proofs assume (the banks and the market table included)", engine=_Z3),
     Proof("risk_accounting_full", _risk("accounting", full=True), "prove", 4,
-          "risk_accounting at the default 32-bit widths (about a minute)", engine=_Z3,
-          default=False),
-    Proof("risk_limits", _risk("limits"), "bmc", 18,
+          "risk_accounting at the default widths: the invariants of the full-width limit "
+          "proofs", engine=_Z3),
+    Proof("risk_limits", _risk("limits"), "prove", 6,
           "risk gate: no accepted order breaks the committed enable, size, collar mode, "
           "reference or open-order limits", engine=_Z3),
-    Proof("risk_notional", _risk("notional"), "bmc", 18,
+    Proof("risk_limits_full", _risk("limits", full=True), "prove", 6,
+          "risk_limits at the default widths", engine=_Z3),
+    Proof("risk_notional", _risk("notional"), "prove", 6,
           "risk gate: no accepted order's shares x price exceeds its committed notional "
           "limit", engine=_Z3),
-    Proof("risk_collar", _risk("collar"), "bmc", 16,
+    Proof("risk_collar", _risk("collar"), "prove", 6,
           "risk gate: no accepted order's price is outside its committed collar (ticks or "
-          "basis points) around the reference", engine=_Z3_SYN),
-    Proof("risk_position", _risk("position"), "bmc", 18,
+          "basis points) around the reference", engine=_Z3),
+    Proof("risk_position", _risk("position"), "prove", 6,
           "risk gate: no accepted order takes position + open orders past the committed "
-          "long or short limit", engine=_Z3_SYN),
+          "long or short limit", engine=_Z3),
+    Proof("risk_position_full", _risk("position", full=True), "prove", 6,
+          "risk_position at the default widths", engine=_Z3),
     Proof("risk_control", _risk("control"), "bmc", 8,
           "negative control: claims no order is ever accepted; must FAIL", expect_fail=True,
+          engine=_Z3),
+    Proof("risk_control_full", _risk("control", full=True), "bmc", 8,
+          "negative control at the default widths; must FAIL", expect_fail=True,
           engine=_Z3),
     Proof("risk_egress", _risk("egress"), "prove", 4,
           "risk gate: an accepted order (new or cancel) never finds the 16-entry egress "

@@ -99,8 +99,9 @@ def _market_layout(p: RiskParams) -> data.StructLayout:
 class RiskGate(wiring.Component):
     """See the module docstring; ports are described in docs/risk.md ("Ports")."""
 
-    def __init__(self, params: RiskParams = DEFAULT_RISK):
+    def __init__(self, params: RiskParams = DEFAULT_RISK, *, observe: bool = False):
         self.p = p = params
+        self.observe = observe
         sb = p.slot_bits
         super().__init__({
             "orders": In(stream.Signature(order_layout(p), always_ready=True)),
@@ -131,6 +132,18 @@ class RiskGate(wiring.Component):
             position=Array(Signal(signed(pb), name=f"position{s}") for s in range(n)),
             open_buy=Array(Signal(ob, name=f"open_buy{s}") for s in range(n)),
             open_sell=Array(Signal(ob, name=f"open_sell{s}") for s in range(n)))
+        # The limit banks and the market table, for the same harness: the global sets are the
+        # registers themselves; ``limit_rows`` (row ``slot + bank * 2**slot_bits``) and
+        # ``market_rows`` are the block RAMs' contents, driven by asynchronous read ports
+        # only when ``observe`` is set (the formal harness; never the core, whose RAMs then
+        # keep the two synchronous ports a block RAM has). With them an induction can
+        # relate the harness's copy of the committed set to the gate's.
+        GLOB, LIM, MKT = global_layout(p), limits_layout(p), _market_layout(p)
+        self.banks = SimpleNamespace(
+            glob_active=Signal(GLOB, name="glob_active"),
+            glob_shadow=Signal(GLOB, name="glob_shadow"),
+            limit_rows=[Signal(LIM, name=f"limit_row{r}") for r in range(2 << p.slot_bits)],
+            market_rows=[Signal(MKT, name=f"market_row{s}") for s in range(1 << p.slot_bits)])
 
     def elaborate(self, platform):  # noqa: PLR0915 - one pipeline, sections follow the doc
         m = Module()
@@ -147,12 +160,14 @@ class RiskGate(wiring.Component):
 
         # -- limit banks ---------------------------------------------------------------------
         bank = Signal()
-        glob_active = Signal(GLOB)
-        glob_shadow = Signal(GLOB)
+        glob_active = self.banks.glob_active
+        glob_shadow = self.banks.glob_shadow
         m.submodules.limits = limits = Memory(shape=LIM, depth=2 << sb, init=[])
         lim_rd = limits.read_port()
         copy_rd = limits.read_port()
         lim_wr = limits.write_port()
+        if self.observe:
+            self._tap(m, limits, self.banks.limit_rows)
         copy_cnt = Signal(range(n + 2))
         copy_row = Signal(sb + 1)
         busy = Signal()
@@ -188,6 +203,8 @@ class RiskGate(wiring.Component):
         m.submodules.market = market = Memory(shape=MKT, depth=1 << sb, init=[])
         md_wr = market.write_port()
         md_rd = market.read_port(transparent_for=(md_wr,))
+        if self.observe:
+            self._tap(m, market, self.banks.market_rows)
         m.d.comb += [md_wr.addr.eq(self.md.payload.slot), md_wr.en.eq(self.md.valid),
                      md_wr.data.valid.eq(1), md_wr.data.bid_px.eq(self.md.payload.bid_px),
                      md_wr.data.ask_px.eq(self.md.payload.ask_px),
@@ -434,3 +451,10 @@ class RiskGate(wiring.Component):
                      self.last_token_host.eq(last_token[0]),
                      self.last_token_trigger.eq(last_token[1])]
         return m
+
+    @staticmethod
+    def _tap(m: Module, mem: Memory, rows: list[Signal]) -> None:
+        """Drive ``rows`` with ``mem``'s contents, one asynchronous read port per row."""
+        for r, row in enumerate(rows):
+            port = mem.read_port(domain="comb")
+            m.d.comb += [port.addr.eq(r), row.eq(port.data)]

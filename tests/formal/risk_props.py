@@ -16,18 +16,16 @@ The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Veri
   — the open-order count, and the position and open buys and sells of the symbol selected by
   ``view_slot`` — is what the harness derives from the accepted verdicts, the execution
   reports and the host's position writes. It also proves the *invariants* below.
-* ``limits``, ``notional``, ``collar``, ``position`` (bounded model checks from reset): no
+* ``limits``, ``notional``, ``collar``, ``position`` (k-induction, unbounded): no
   accepted order breaks the limit set that was committed when it was presented — enabled
   symbol, non-zero shares and price, size, no reserved collar mode, a reference price when
   collared, the open-order limit (``limits``); shares × price within the notional limit
   (``notional``); the price collar in ticks or basis points around the reference the harness
   derives from the market data the order saw (``collar``); the long and short position
   limits, position plus open orders at their worst case as the harness tracks them
-  (``position``). The limit tables live in block RAM, whose contents no port shows, so the
-  harness's copy of the committed set cannot be related to the gate's by induction: these
-  hold for every input sequence up to the depth in ``tools/formal.py``.
+  (``position``).
 * ``control``: a negative control that claims no order is ever accepted, and must fail —
-  under every assumption the bounded sets make.
+  under every assumption the limit sets make.
 * ``egress`` (k-induction, unbounded; default widths): an accepted order never finds the
   egress queue full. The harness models the OUCH encoder's FIFO as a queue of
   ``egress_depth`` entries (16, the encoder's) fed by every verdict that accepts an order
@@ -39,28 +37,44 @@ The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Veri
 
 Every set but ``pipeline`` and the egress sets runs on :data:`NARROW_PARAMS`, an instance
 with a few bits of shares, prices and limits (the gate's widths are parameters,
-:class:`RiskParams`): there
-every value of every input is free, which is a stronger statement than the default widths
-with bounded operands — and one a solver finishes (at 32 × 32 bits, z3 does not get past
-the first verdicts in ten minutes).
+:class:`RiskParams`): there every value of every input is free, and z3 finishes every set.
+``accounting``, ``limits``, ``position`` and ``control`` also run at the default widths
+(``full``); ``notional`` and ``collar``, whose 32 × 32-bit products z3 does not get through
+in ten minutes, do not.
 
-**Invariants.** A bounded check that must relate accumulated state of the gate to the
-harness's (two chains of sums, one step per cycle) grows exponentially with its depth in
-z3. So the harness also states how its own bookkeeping relates to the gate: the verdict
-leaving is for the order presented ``LATENCY`` cycles before; the gate's ``bank``, ``busy``
-and ``open_orders`` outputs are the harness's; and each symbol's position and open buys and
-sells — the gate's exposure registers, ``RiskGate.exposure``, the one place the harness
-names the gate's internals — are the harness's a cycle late. ``accounting`` *asserts*
-them and proves them by k-induction for every reachable state of this same instance; the
-bounded sets *assume* them, which excludes no reachable run (the gate and the bookkeeping
-are the same logic in every set, and the invariants constrain only state, never an input).
-The properties themselves still see only ports. (``accounting`` also runs at the default
-widths: ``risk_accounting_full``.)
+**Invariants.** A property about the verdict relates it to state the harness keeps: the
+committed limit set, the market data, positions and open shares. For an induction, that
+state must be tied to the gate's, or the solver starts from a gate whose tables disagree
+with the harness's and finds a "counterexample" no run reaches. So the harness also states
+how its own bookkeeping relates to the gate: the verdict leaving is for the order presented
+``LATENCY`` cycles before; the gate's ``bank``, ``busy`` and ``open_orders`` outputs are the
+harness's; the live bank's row of each symbol and the active globals are the committed set,
+the shadow bank's rows and globals what the host stored since (but during the copy), the
+market table the last update of each symbol; each symbol's position and open buys and sells
+are the harness's a cycle late. That names the gate's internals in two places,
+``RiskGate.exposure`` (registers) and ``RiskGate.banks`` (the global registers, and the
+block RAMs' rows through read ports the gate adds only for ``observe=True``).
+``accounting`` *asserts* them and proves them by k-induction for every reachable state of
+its instance; the limit sets *assume* them, which excludes no reachable run (the gate and
+the bookkeeping are the same logic in every set, and the invariants constrain only state,
+never an input), and prove their properties by k-induction too. The properties themselves
+still see only ports and the harness's own state.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Assert, Assume, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import (
+    Array,
+    Assert,
+    Assume,
+    Cat,
+    Const,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    signed,
+)
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
@@ -130,7 +144,7 @@ class RiskProps(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.p
-        m.submodules.gate = gate = RiskGate(p)
+        m.submodules.gate = gate = RiskGate(p, observe=True)
         m.d.comb += [
             gate.orders.valid.eq(self.o_valid), gate.orders.payload.eq(self.o),
             gate.reports.valid.eq(self.r_valid), gate.reports.payload.eq(self.r),
@@ -264,6 +278,20 @@ class RiskProps(wiring.Component):
                 m.d.sync += active[s].eq(Mux(stored, self.lim_row, shadow[s]))
         # Invariant: the gate's bank and busy outputs follow the host's commits.
         m.d.comb += [inv(gate.bank == bank), inv(gate.busy == (busy != 0))]
+        # Invariant: the gate's banks hold that set. The live bank's row of each symbol and
+        # the active globals are the committed set; the shadow bank's rows and globals are
+        # what the host stored since — but while the copy runs, when the shadow rows are
+        # being overwritten (and equal the active ones in the harness: stores are refused).
+        banks = gate.banks
+        rows = Array(banks.limit_rows)
+        m.d.comb += [inv(banks.glob_active.as_value() == g_active.as_value()),
+                     inv(banks.glob_shadow.as_value() == g_shadow.as_value())]
+        for s in range(n):
+            m.d.comb += inv(rows[Cat(Const(s, p.slot_bits), bank)].as_value()
+                            == active[s].as_value())
+            with m.If(busy == 0):
+                m.d.comb += inv(rows[Cat(Const(s, p.slot_bits), ~bank)].as_value()
+                                == shadow[s].as_value())
 
         # Market data as the order saw it at presentation (a same-cycle update counts).
         MKT = data.StructLayout({"valid": 1, "bid_px": PX, "ask_px": PX, "stale": 1})
@@ -273,6 +301,12 @@ class RiskProps(wiring.Component):
                          market[self.md.slot].bid_px.eq(self.md.bid_px),
                          market[self.md.slot].ask_px.eq(self.md.ask_px),
                          market[self.md.slot].stale.eq(self.md.stale)]
+        # Invariant: the gate's market table holds the same, but for the time of each write.
+        for s in range(n):
+            row = banks.market_rows[s]
+            m.d.comb += inv(Cat(row.valid, row.bid_px, row.ask_px, row.stale)
+                            == Cat(market[s].valid, market[s].bid_px, market[s].ask_px,
+                                   market[s].stale))
         seen = Signal(MKT)
         m.d.comb += seen.eq(market[self.o.slot])
         with m.If(self.md_valid & (self.md.slot == self.o.slot)):
