@@ -69,14 +69,26 @@ def _flat_members() -> dict:
 
 
 _K = EventKind
-#: The kinds each event source raises, in the order the core hands the sources to the
-#: event collector (which stores only the body bits of these kinds): the sequencer's gap,
-#: session and end-of-session sources, the two lines' frame drops, the message tap, the
-#: book's BBO, trade, slot alert and global alert sources, the verdicts, the OE alerts.
-EVENT_KINDS: tuple[tuple[EventKind, ...], ...] = (
-    (_K.GAP, _K.INVALIDATE), (_K.SESSION,), (_K.END_OF_SESSION,), (_K.FRAME_DROP,),
-    (_K.FRAME_DROP,), (_K.MESSAGE,), (_K.BBO,), (_K.TRADE,), (_K.BOOK_ALERT,),
-    (_K.BOOK_ALERT,), (_K.VERDICT,), (_K.OE_ALERT,))
+#: The event sources, by name, with the kinds each raises, in the order the core hands them
+#: to the event collector (which stores only the body bits of these kinds; the order is the
+#: sources' index, src0 first). The core builds its sources under the same names and checks
+#: them against this table, so a source cannot be added, dropped or moved in one place only.
+EVENT_SOURCES: dict[str, tuple[EventKind, ...]] = {
+    "seq_gap": (_K.GAP, _K.INVALIDATE),       # the sequencer: gaps and invalidations
+    "seq_session": (_K.SESSION,),
+    "seq_end": (_K.END_OF_SESSION,),
+    "drop_a": (_K.FRAME_DROP,),               # the two lines' frame drops
+    "drop_b": (_K.FRAME_DROP,),
+    "tap": (_K.MESSAGE,),                     # the message tap
+    "bbo": (_K.BBO,),                         # the book
+    "trade": (_K.TRADE,),
+    "book_alert": (_K.BOOK_ALERT,),           # per slot
+    "book_global": (_K.BOOK_ALERT,),          # every slot (gap, invalidation, FIFO overflow)
+    "verdict": (_K.VERDICT,),                 # the risk gate
+    "oe_alert": (_K.OE_ALERT,),               # the order-entry return path
+}
+#: The kinds of each source, as :class:`~hw.eventq.EventCollector` takes them.
+EVENT_KINDS: tuple[tuple[EventKind, ...], ...] = tuple(EVENT_SOURCES.values())
 
 
 class Core(wiring.Component):
@@ -378,12 +390,16 @@ class Core(wiring.Component):
             tap.payload.body.message.msg_seq.eq(msg.payload.seq),
             tap.payload.body.message.data.eq(msg.payload.data),
         ]
-        sources = [seq.ev_gap, seq.ev_session, seq.ev_eos, *drop_srcs, tap,
-                   book.ev_bbo, book.ev_trade, book.ev_alert, book.ev_global, verdict_ev,
-                   oe_alert]
-        assert len(sources) == len(EVENT_KINDS)
+        sources = {"seq_gap": seq.ev_gap, "seq_session": seq.ev_session,
+                   "seq_end": seq.ev_eos, "drop_a": drop_srcs[0], "drop_b": drop_srcs[1],
+                   "tap": tap, "bbo": book.ev_bbo, "trade": book.ev_trade,
+                   "book_alert": book.ev_alert, "book_global": book.ev_global,
+                   "verdict": verdict_ev, "oe_alert": oe_alert}
+        if list(sources) != list(EVENT_SOURCES):
+            raise AssertionError(f"event sources {list(sources)} differ from EVENT_SOURCES "
+                                 f"{list(EVENT_SOURCES)}")
         m.submodules.events = ev = EventCollector(EVENT_KINDS, depth=self.c2h_depth)
-        for i, s in enumerate(sources):
+        for i, s in enumerate(sources.values()):
             m.d.comb += [getattr(ev, f"src{i}").valid.eq(s.valid),
                          getattr(ev, f"src{i}").payload.eq(s.payload)]
         m.d.comb += [
