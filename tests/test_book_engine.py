@@ -50,10 +50,13 @@ def _name(s: str) -> int:
 
 def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
                messages: list[bytes], *, spacing, gaps: dict[int, str] | None = None,
-               resets: dict[int, int] | None = None, tail: int = 200):
+               resets: dict[int, int] | None = None, tail: int = 200,
+               subscribe_at: dict[int, tuple[int, tuple[int, str, int | None, int]]]
+               | None = None):
     """Drive ``messages`` (seq 1..n) with ``spacing(i)`` idle cycles after each; return the
     events (kind -> list of (aux, body dict)), counters and slot views. ``resets`` maps a
-    seq to the idle cycle after it in which ``cmd_reset`` is strobed."""
+    seq to the idle cycle after it in which ``cmd_reset`` is strobed; ``subscribe_at`` a seq
+    to (idle cycle, subscription) strobed with ``cmd_subscribe`` there."""
     bench = _Bench(params)
     eng, dec = bench.eng, bench.dec
     events: dict[EventKind, list] = {k: [] for k in (EventKind.BBO, EventKind.TRADE,
@@ -62,17 +65,21 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
     views = {}
     gaps = gaps or {}
     resets = resets or {}
+    subscribe_at = subscribe_at or {}
     sources = {"ev_bbo": EventKind.BBO, "ev_trade": EventKind.TRADE,
                "ev_alert": EventKind.BOOK_ALERT, "ev_global": EventKind.BOOK_ALERT}
     done = []
 
+    def set_sub(ctx, slot, nm, loc, base):
+        ctx.set(eng.sub_slot, slot)
+        ctx.set(eng.sub_name, _name(nm))
+        ctx.set(eng.sub_locate, loc or 0)
+        ctx.set(eng.sub_direct, loc is not None)
+        ctx.set(eng.sub_base, base)
+
     async def drive(ctx):
-        for slot, nm, loc, base in subs:
-            ctx.set(eng.sub_slot, slot)
-            ctx.set(eng.sub_name, _name(nm))
-            ctx.set(eng.sub_locate, loc or 0)
-            ctx.set(eng.sub_direct, loc is not None)
-            ctx.set(eng.sub_base, base)
+        for sub in subs:
+            set_sub(ctx, *sub)
             ctx.set(eng.cmd_subscribe, 1)
             await ctx.tick()
             ctx.set(eng.cmd_subscribe, 0)
@@ -98,8 +105,13 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
             ctx.set(dec.messages.valid, 0)
             for j in range(spacing(i)):
                 ctx.set(eng.cmd_reset, resets.get(seq) == j)
+                at = subscribe_at.get(seq)
+                if at is not None and at[0] == j:
+                    set_sub(ctx, *at[1])
+                ctx.set(eng.cmd_subscribe, at is not None and at[0] == j)
                 await ctx.tick()
             ctx.set(eng.cmd_reset, 0)
+            ctx.set(eng.cmd_subscribe, 0)
         for _ in range(tail):
             await ctx.tick()
         for slot in range(params.slots):
@@ -309,3 +321,49 @@ def test_reset_right_after_an_alert_clears_it(delay):
     events, counters = compare(SMALL, BASED, msgs, spacing=lambda i: 40,
                                resets={len(same): delay})
     assert counters["book_capacity"] == 1, WHERE
+
+
+def test_book_message_right_behind_its_directory_message():
+    """The directory's name compare runs a cycle after the decoder's register, so the slot
+    learns its locate a cycle later than the message after the R may arrive: back to back
+    (one message a cycle, faster than any line), that message must still reach the slot."""
+    subs = [(0, "AAA", None, 0), (2, "CCC", None, 0)]
+    msgs = [directory(11, "AAA"), _add(1, b"S", 70, 12_000),
+            directory(13, "CCC"), _add(2, b"B", 5, 9_000, loc=13), _add(3, b"S", 6, 9_100, loc=13),
+            _add(4, b"B", 9, 11_000)]
+    for spacing in (lambda i: 0, lambda i: 12):
+        events, counters = compare(SMALL, subs, msgs, spacing=spacing)
+        assert counters["directory_matches"] == 2 and len(events[EventKind.BBO]) == 4, WHERE
+
+
+def test_subscribe_around_its_directory_message():
+    """A subscription strobed in each cycle around its R: applied up to the R's cycle at
+    the front (the name compare is a cycle later), the R gives it the locate; applied
+    after, it waits for another R. The book must always be one of the model's two —
+    subscribed before the R or after it, never a mixture — switching once, from before to
+    after, as the strobe moves later."""
+    msgs = [directory(99, "ZZZ"), directory(11, "AAA"), _add(1, b"S", 70, 12_000),
+            _add(2, b"B", 9, 11_000)]
+    sub = (0, "AAA", None, 0)
+    before = BookModel(SMALL)
+    after = BookModel(SMALL)
+    for seq, msg in enumerate(msgs, start=1):
+        if seq == 2:
+            before.subscribe(0, "AAA", locate=None, base=0)
+        before.message(seq, msg)
+        after.message(seq, msg)
+        if seq == 2:
+            after.subscribe(0, "AAA", locate=None, base=0)
+    assert before.bbo(0) != after.bbo(0)
+    gap = {0: 4, 1: 6}
+    outcomes = []
+    for at in [(1, j) for j in range(gap[0])] + [(2, j) for j in range(gap[1])]:
+        events, counters, views = run_engine(
+            SMALL, [], msgs, spacing=lambda i: gap.get(i, 2),
+            subscribe_at={at[0]: (at[1], sub)})
+        got = views[0]["bbo"]
+        assert got in (before.bbo(0), after.bbo(0)), f"strobe {at}: {got} {WHERE}"
+        outcomes.append("before" if got == before.bbo(0) else "after")
+        assert counters["directory_matches"] == (got == before.bbo(0)), f"strobe {at}"
+    flips = sum(x != y for x, y in zip(outcomes, outcomes[1:], strict=False))
+    assert outcomes[0] == "before" and outcomes[-1] == "after" and flips == 1, outcomes

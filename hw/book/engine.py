@@ -4,11 +4,12 @@ Structure, and why:
 
 * **Front** (every cycle, never stalls): the decoder's output is matched against the slots'
   locates (a 64-entry compare, one cycle after the decoder's register), stock directory
-  messages give waiting slots their locate, and book messages become :func:`op_layout`
-  entries in the **op FIFO** (block RAM). Gap and invalidation notices and host commands
-  travel through the same FIFO, so the engine applies them exactly between the messages
-  they came between. When the FIFO is full the op is lost and the loss itself is queued as
-  an ``overflow`` marker: every slot goes stale, in order.
+  messages give waiting slots their locate (their names compared a cycle later still), and
+  book messages become :func:`op_layout` entries in the **op FIFO** (block RAM). Gap and
+  invalidation notices and host commands travel through the same FIFO, so the engine
+  applies them exactly between the messages they came between. When the FIFO is full the
+  op is lost and the loss itself is queued as an ``overflow`` marker: every slot goes
+  stale, in order.
 * **Engine**: one operation in two cycles — LOOKUP (the order table set is on the RAM's
   output: find the reference, write the entry back) then APPLY (the level, its occupancy
   word, the slot state and the trade statistics are on their RAMs' outputs: update them) —
@@ -167,8 +168,15 @@ class BookEngine(wiring.Component):
         msg = d.msg
         hit_slot = Signal(sb)
         hit = Signal()
+        # The directory compare runs a cycle after the decoder's register (below); a message
+        # for the locate it is giving a slot in this cycle is forwarded to that slot.
+        dir_claim = Signal(n)
+        dir_locate = Signal(16)
+        dir_fwd = Signal()
+        m.d.comb += dir_fwd.eq(dir_locate == msg.locate)
         for s in reversed(range(n)):
-            with m.If(active[s] & known[s] & (locate[s] == msg.locate)):
+            with m.If((active[s] & known[s] & (locate[s] == msg.locate))
+                      | (dir_claim[s] & dir_fwd)):
                 m.d.comb += [hit.eq(1), hit_slot.eq(s)]
         book_type = Signal()
         kind = Signal(4)
@@ -178,16 +186,24 @@ class BookEngine(wiring.Component):
         book_msg = Signal()
         m.d.comb += book_msg.eq(dv & d.message & book_type & hit)
 
-        # Directory: the first R naming a waiting slot gives it the locate.
-        is_dir = Signal()
-        m.d.comb += is_dir.eq(dv & d.message & (msg.type == ord("R")))
-        dir_claim = Signal(n)
-        stock = msg.body.stock_directory.stock
+        # Directory: the first R naming a waiting slot gives it the locate. The R's name and
+        # locate are registered first and compared with the slots' names in the next cycle:
+        # the decoder's register then feeds one 64-bit register instead of a compare per
+        # slot (the name compare was most of the 8-slot core's routing congestion,
+        # docs/BENCHMARKS.md). The cycle of delay changes nothing the feed can tell: a
+        # message for that locate in the next cycle is forwarded (above); a host command
+        # applied in the R's own cycle now comes before the R instead of after it — the R
+        # takes no place in the op FIFO, so either order is one the book messages agree with
+        # (tests/test_book_engine.py, ``test_subscribe_around_its_directory_message``).
+        dir_valid = Signal()
+        dir_name = Signal(64)
+        m.d.sync += [dir_valid.eq(dv & d.message & (msg.type == ord("R"))),
+                     dir_name.eq(msg.body.stock_directory.stock), dir_locate.eq(msg.locate)]
         for s in range(n):
             # Only the first matching slot takes it (names are unique unless the host errs).
             earlier = dir_claim[:s].any() if s else Const(0)
-            m.d.comb += dir_claim[s].eq(is_dir & active[s] & ~known[s] & (name[s] == stock)
-                                        & ~earlier)
+            m.d.comb += dir_claim[s].eq(dir_valid & active[s] & ~known[s]
+                                        & (name[s] == dir_name) & ~earlier)
         count("directory_matches", dir_claim.any())
 
         op_in = Signal(OP)
@@ -301,7 +317,7 @@ class BookEngine(wiring.Component):
                         m.d.sync += [active[s].eq(0), known[s].eq(0)]
         for s in range(n):
             with m.If(dir_claim[s] & ~(push_cmd & (cmd_slot == s))):
-                m.d.sync += [known[s].eq(1), locate[s].eq(msg.locate)]
+                m.d.sync += [known[s].eq(1), locate[s].eq(dir_locate)]
 
         # -- memories -----------------------------------------------------------------------
         m.submodules.orders = orders = Memory(shape=data.ArrayLayout(ENTRY, p.ways),
