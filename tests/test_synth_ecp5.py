@@ -130,7 +130,7 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     argv = [sys.executable, "tools/synth_ecp5.py", "tests.test_synth_ecp5:xor_accumulator",
             "--arg", "width=0x18", "--freq", "100", "--seed", "3",
             "--router", "router2", "--placer", "static", "--nowidelut", "--heatmap",
-            "--workdir", str(tmp_path / "work"), "--json", str(out)]
+            "--alt-weights", "--workdir", str(tmp_path / "work"), "--json", str(out)]
     proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
@@ -144,7 +144,7 @@ def test_cli_plain_elaboratable(tmp_path: Path) -> None:
     assert "synth_ecp5 -nowidelut -top top" in data["commands"][0]
     # --heatmap: router2's per-iteration congestion, which tools/congestion.py reads (a
     # design this small routes in its first iteration, with nothing overused).
-    assert "--router2-heatmap heatmap" in data["commands"][1]
+    assert "--router2-heatmap heatmap --router2-alt-weights" in data["commands"][1]
     its = congestion.iterations(tmp_path / "work")
     assert its and its[0] == 1
     assert congestion.report(tmp_path / "work").startswith(f"router2 iteration {its[-1]}: ")
@@ -313,6 +313,8 @@ def test_unknown_router_is_refused_before_any_work(tmp_path: Path) -> None:
         synth(xor_accumulator, "x", placer="anneal", workdir=tmp_path)
     with pytest.raises(ValueError, match="router2"):
         synth(xor_accumulator, "x", heatmap=True, workdir=tmp_path)
+    with pytest.raises(ValueError, match="router2"):
+        synth(xor_accumulator, "x", alt_weights=True, workdir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 

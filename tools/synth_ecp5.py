@@ -374,6 +374,7 @@ def synth(
     shell: bool = False,
     placer: str = "heap",
     heatmap: bool = False,
+    alt_weights: bool = False,
     bitstream: bool = False,
     usercode: int = 0,
     comments: Sequence[str] = (),
@@ -397,7 +398,9 @@ def synth(
     placer left router2 a tenth of the overuse HeAP did (docs/BENCHMARKS.md).
     ``heatmap=True`` (router2 only) has nextpnr write its congestion per net and per tile
     after every iteration (``heatmap_congestion_by_*_<i>.csv`` in ``workdir``), which
-    ``tools/congestion.py`` sums by block and signal.
+    ``tools/congestion.py`` sums by block and signal. ``alt_weights=True`` (router2 only)
+    passes ``--router2-alt-weights``, router2's other cost weights: on the 8-slot core they
+    took the overuse below where the default weights stall (docs/BENCHMARKS.md).
     ``bitstream=True`` also writes the routed design as a bitstream, ``top.bit`` in
     ``workdir`` (:func:`pack_bitstream`: ``usercode`` is the 32-bit USERCODE a JTAG cable
     reads back, ``comments`` go into the bitstream's comment header).
@@ -408,6 +411,8 @@ def synth(
         raise ValueError(f"placer {placer!r}: expected one of {', '.join(PLACERS)}")
     if heatmap and router != "router2":
         raise ValueError("heatmap needs router2 (router1 writes no congestion heatmap)")
+    if alt_weights and router != "router2":
+        raise ValueError("alt_weights needs router2 (they are router2's weights)")
     workdir = Path(workdir) if workdir is not None else REPO_ROOT / "build" / "synth" / name
     workdir.mkdir(parents=True, exist_ok=True)
     wall: dict[str, float] = {}
@@ -439,6 +444,7 @@ def synth(
         "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--router", router,
         *(() if placer == "heap" else ("--placer", placer)),
         *(("--router2-heatmap", "heatmap") if heatmap else ()),
+        *(("--router2-alt-weights",) if alt_weights else ()),
         "--timing-allow-fail",
         *(("--textcfg", TEXTCFG) if bitstream else ()),
         "--report", "report.json", "-l", "nextpnr.log", "-q",
@@ -601,6 +607,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heatmap", action="store_true",
                         help="router2's congestion per net and tile, every iteration, into "
                              "the workdir (summed by tools/congestion.py)")
+    parser.add_argument("--alt-weights", action="store_true",
+                        help="router2's alternate cost weights (--router2-alt-weights)")
     parser.add_argument("--bitstream", action="store_true",
                         help="also pack the routed design into WORKDIR/top.bit (ecppack)")
     parser.add_argument("--usercode", type=lambda v: int(v, 0), default=0,
@@ -620,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = synth(lambda: factory(**kwargs), name, freq_mhz=args.freq, seed=args.seed,
                    workdir=args.workdir, router=args.router, widelut=not args.nowidelut,
                    shell=args.shell, placer=args.placer, heatmap=args.heatmap,
-                   bitstream=args.bitstream, usercode=args.usercode)
+                   alt_weights=args.alt_weights, bitstream=args.bitstream, usercode=args.usercode)
     print(summary(result))
     if args.json:
         data = result.to_json()
