@@ -135,8 +135,8 @@ class RiskGate(wiring.Component):
         # The limit banks and the market table, for the same harness: the global sets are the
         # registers themselves; ``limit_rows`` (row ``slot + bank * 2**slot_bits``) and
         # ``market_rows`` are the block RAMs' contents, driven by asynchronous read ports
-        # only when ``observe`` is set (the formal harness; never the core, whose RAMs then
-        # keep the two synchronous ports a block RAM has). With them an induction can
+        # only when ``observe`` is set (the formal harness; never the core, whose RAMs keep
+        # only their synchronous ports, as block RAM needs). With them an induction can
         # relate the harness's copy of the committed set to the gate's.
         GLOB, LIM, MKT = global_layout(p), limits_layout(p), _market_layout(p)
         self.banks = SimpleNamespace(
