@@ -103,12 +103,13 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
                 await ctx.tick()
             ctx.set(dec.gap, 0)
             ctx.set(dec.messages.valid, 0)
+            at = subscribe_at.get(seq)
             for j in range(spacing(i)):
                 ctx.set(eng.cmd_reset, resets.get(seq) == j)
-                at = subscribe_at.get(seq)
-                if at is not None and at[0] == j:
+                strobe = at is not None and at[0] == j
+                if strobe:
                     set_sub(ctx, *at[1])
-                ctx.set(eng.cmd_subscribe, at is not None and at[0] == j)
+                ctx.set(eng.cmd_subscribe, strobe)
                 await ctx.tick()
             ctx.set(eng.cmd_reset, 0)
             ctx.set(eng.cmd_subscribe, 0)
@@ -345,15 +346,17 @@ def test_subscribe_around_its_directory_message():
     msgs = [directory(99, "ZZZ"), directory(11, "AAA"), _add(1, b"S", 70, 12_000),
             _add(2, b"B", 9, 11_000)]
     sub = (0, "AAA", None, 0)
-    before = BookModel(SMALL)
-    after = BookModel(SMALL)
-    for seq, msg in enumerate(msgs, start=1):
-        if seq == 2:
-            before.subscribe(0, "AAA", locate=None, base=0)
-        before.message(seq, msg)
-        after.message(seq, msg)
-        if seq == 2:
-            after.subscribe(0, "AAA", locate=None, base=0)
+
+    def subscribed_before(first: int) -> BookModel:
+        """The model with ``sub`` taken just before message ``first``."""
+        model = BookModel(SMALL)
+        for seq, msg in enumerate(msgs, start=1):
+            if seq == first:
+                model.subscribe(sub[0], sub[1], locate=sub[2], base=sub[3])
+            model.message(seq, msg)
+        return model
+
+    before, after = subscribed_before(2), subscribed_before(3)     # the R is message 2
     assert before.bbo(0) != after.bbo(0)
     gap = {0: 4, 1: 6}
     outcomes = []
