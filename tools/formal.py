@@ -80,9 +80,13 @@ PROOFS = {p.name: p for p in (
     Proof("risk_notional", _risk("notional"), "prove", 6,
           "risk gate: no accepted order's shares x price exceeds its committed notional "
           "limit", engine=_Z3),
+    Proof("risk_notional_full", _risk("notional", full=True), "prove", 6,
+          "risk_notional at the default widths (32 x 32-bit shares x price)", engine=_Z3),
     Proof("risk_collar", _risk("collar"), "prove", 6,
           "risk gate: no accepted order's price is outside its committed collar (ticks or "
           "basis points) around the reference", engine=_Z3),
+    Proof("risk_collar_full", _risk("collar", full=True), "prove", 6,
+          "risk_collar at the default widths", engine=_Z3),
     Proof("risk_position", _risk("position"), "prove", 6,
           "risk gate: no accepted order takes position + open orders past the committed "
           "long or short limit", engine=_Z3),

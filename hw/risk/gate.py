@@ -144,6 +144,17 @@ class RiskGate(wiring.Component):
             glob_shadow=Signal(GLOB, name="glob_shadow"),
             limit_rows=[Signal(LIM, name=f"limit_row{r}") for r in range(2 << p.slot_bits)],
             market_rows=[Signal(MKT, name=f"market_row{s}") for s in range(1 << p.slot_bits)])
+        # The operands of the gate's two products of variables, for the same harness: S1's
+        # order (shares × price) and S2's collar and reference (collar × reference in basis
+        # points), with S2's distance. The harness multiplies these very registers, after
+        # proving them equal to the order's own values, so that a solver meets one
+        # multiplier per product rather than two 32-bit ones it must prove equal, which z3
+        # does not finish (docs/risk.md, "Verification"). They are ordinary pipeline
+        # registers, made here only so that they can be named.
+        self.operands = SimpleNamespace(
+            order=Signal(order_layout(p), name="s1"),
+            diff=Signal(p.price_bits, name="s2_diff"), ref=Signal(p.price_bits, name="s2_ref"),
+            collar=Signal(p.collar_bits, name="s2_collar"))
 
     def elaborate(self, platform):  # noqa: PLR0915 - one pipeline, sections follow the doc
         m = Module()
@@ -214,7 +225,7 @@ class RiskGate(wiring.Component):
         o_in = self.orders.payload
         m.d.comb += [lim_rd.addr.eq(Cat(o_in.slot, bank)), md_rd.addr.eq(o_in.slot)]
         s1_valid = Signal()
-        s1 = Signal(ORDER)
+        s1 = self.operands.order
         s1_glob = Signal(GLOB)
         m.d.sync += [s1_valid.eq(self.orders.valid), s1.eq(o_in), s1_glob.eq(glob_active)]
 
@@ -245,9 +256,9 @@ class RiskGate(wiring.Component):
         s2_notional = Signal(p.notional_bits)
         s2_max_notional = Signal.like(lim.max_notional)
         s2_collar_mode = Signal.like(lim.collar_mode)
-        s2_collar = Signal.like(lim.collar)
-        s2_ref = Signal.like(ref)
-        s2_diff = Signal.like(diff)
+        s2_collar = self.operands.collar
+        s2_ref = self.operands.ref
+        s2_diff = self.operands.diff
         s2_max_long = Signal.like(lim.max_long)
         s2_max_short = Signal.like(lim.max_short)
         s2_max_open = Signal(p.count_bits)

@@ -38,9 +38,11 @@ The property sets (``tools/formal.py`` runs each as a proof; docs/risk.md, "Veri
 Every set but ``pipeline`` and the egress sets runs on :data:`NARROW_PARAMS`, an instance
 with a few bits of shares, prices and limits (the gate's widths are parameters,
 :class:`RiskParams`): there every value of every input is free, and z3 finishes every set.
-``accounting``, ``limits``, ``position`` and ``control`` also run at the default widths
-(``full``); ``notional`` and ``collar``, whose 32 × 32-bit products z3 does not get through
-in ten minutes, do not.
+``accounting``, ``limits``, ``notional``, ``collar``, ``position`` and ``control`` also run at
+the default widths (``full``). The notional and collar sets take their products of two
+variables on the gate's operand registers, which they prove hold the order's values (see
+the comment at ``RiskGate.operands``): two 32-bit multipliers to prove equal are what z3
+does not finish.
 
 **Invariants.** A property about the verdict relates it to state the harness keeps: the
 committed limit set, the market data, positions and open shares. For an induction, that
@@ -336,26 +338,52 @@ class RiskProps(wiring.Component):
                 with m.If(lim.collar_mode != Collar.OFF):
                     m.d.comb += Assert(self._reference(m, lim, mkt) != 0)
 
+        # The two products of variables, shares x price and collar x reference, are taken on
+        # the gate's own operand registers (RiskGate.operands), which the set first proves
+        # equal to the order's values as the harness derives them. A product of the
+        # harness's own copies would be a second 32 x 32-bit multiplier, and proving two
+        # multipliers equal is what z3 does not finish at the default widths; on the same
+        # registers, the product is one term whatever the widths. What the property says is
+        # unchanged: equal operands, equal products.
+        ops = gate.operands
         if props == "notional":
-            # The product of the order as presented (the verdict is for it, see above).
-            prod_d = [Signal(p.notional_bits, name=f"h_notional_d{i}") for i in range(LATENCY)]
-            m.d.sync += prod_d[0].eq(self.o.shares * self.o.price)
-            for i in range(1, LATENCY):
+            # Invariant: S1 holds the order presented a cycle before.
+            m.d.comb += Assert(ops.order.as_value() == order_d[0].as_value())
+            prod_d = [Signal(p.shares_bits + p.price_bits, name=f"h_notional_d{i}")
+                      for i in range(LATENCY - 1)]
+            m.d.sync += prod_d[0].eq(ops.order.shares * ops.order.price)
+            for i in range(1, LATENCY - 1):
                 m.d.sync += prod_d[i].eq(prod_d[i - 1])
             with m.If(accepted_new):
                 m.d.comb += Assert(prod_d[-1] <= lim.max_notional)
 
         if props == "collar":
-            ref = self._reference(m, lim, mkt)
+            # At S2, two cycles after presentation: the order, its limits and its market.
+            o2, lim2 = order_d[1], lim_d[1]
+            ref = self._reference(m, lim2, mkt_d[1])
             dist = Signal(signed(PX + 2))
-            m.d.comb += dist.eq(signed_wider(vo.price) - signed_wider(ref))
+            m.d.comb += dist.eq(signed_wider(o2.price) - signed_wider(ref))
             absd = Signal(PX + 1)
             m.d.comb += absd.eq(Mux(dist < 0, -dist, dist))
+            # Invariant: S2's operands are that order's distance, reference and collar (once
+            # S2 holds an order: before the first, S1 saw the RAMs' undefined first read).
+            with m.If(valid_d[1]):
+                m.d.comb += [Assert(ops.diff == absd), Assert(ops.ref == ref),
+                             Assert(ops.collar == lim2.collar)]
+            ok = Signal(name="h_collar_ok")
+            with m.Switch(lim2.collar_mode):
+                with m.Case(Collar.TICKS):
+                    m.d.comb += ok.eq(ops.diff <= ops.collar * Const(p.tick, 16))
+                with m.Case(Collar.BPS):
+                    m.d.comb += ok.eq(ops.diff * Const(10_000, 14) <= ops.collar * ops.ref)
+                with m.Default():
+                    m.d.comb += ok.eq(1)
+            ok_d = [Signal(name=f"h_collar_ok_d{i}") for i in range(LATENCY - 2)]
+            m.d.sync += ok_d[0].eq(ok)
+            for i in range(1, LATENCY - 2):
+                m.d.sync += ok_d[i].eq(ok_d[i - 1])
             with m.If(accepted_new):
-                with m.If(lim.collar_mode == Collar.TICKS):
-                    m.d.comb += Assert(absd <= lim.collar * p.tick)
-                with m.If(lim.collar_mode == Collar.BPS):
-                    m.d.comb += Assert(absd * 10_000 <= lim.collar * ref)
+                m.d.comb += Assert(ok_d[-1])
 
         # Exposure, from what left the gate and what came back. The gate decided the
         # verdict leaving now one cycle ago, against the state before that cycle's report
