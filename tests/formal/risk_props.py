@@ -65,6 +65,8 @@ still see only ports and the harness's own state.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from amaranth.hdl import (
     Array,
     Assert,
@@ -110,6 +112,16 @@ SETS = ("pipeline", "accounting", "limits", "notional", "collar", "position", "c
         "egress", "egress_control")
 #: Entries of the egress queue the ``egress`` sets model: OrderEncoder's default depth.
 EGRESS_DEPTH = 16
+
+
+def _delayed(m: Module, value, shape, n: int, name: str) -> list[Signal]:
+    """``n`` registers of ``shape``: the first holds ``value`` a cycle late, each next one the
+    one before it a cycle later (so ``[-1]`` is ``value`` from ``n`` cycles ago)."""
+    regs = [Signal(shape, name=f"{name}{i}") for i in range(n)]
+    m.d.sync += regs[0].eq(value)
+    for prev, reg in pairwise(regs):
+        m.d.sync += reg.eq(prev)
+    return regs
 
 
 class RiskProps(wiring.Component):
@@ -190,11 +202,8 @@ class RiskProps(wiring.Component):
     # -- exactly one verdict, for the right order, and the kill switches ----------------------
     def _pipeline(self, m: Module, gate: RiskGate, accepted_new) -> None:
         v = gate.verdicts
-        valid_d = [Signal(name=f"valid_d{i}") for i in range(LATENCY)]
-        order_d = [Signal(order_layout(self.p), name=f"order_d{i}") for i in range(LATENCY)]
-        m.d.sync += [valid_d[0].eq(self.o_valid), order_d[0].eq(self.o)]
-        for i in range(1, LATENCY):
-            m.d.sync += [valid_d[i].eq(valid_d[i - 1]), order_d[i].eq(order_d[i - 1])]
+        valid_d = _delayed(m, self.o_valid, 1, LATENCY, "valid_d")
+        order_d = _delayed(m, self.o, order_layout(self.p), LATENCY, "order_d")
         m.d.comb += Assert(v.valid == valid_d[-1])
         with m.If(v.valid):
             m.d.comb += Assert(v.payload.order.as_value() == order_d[-1].as_value())
@@ -250,11 +259,8 @@ class RiskProps(wiring.Component):
         inv = Assert if props == "accounting" else Assume
 
         # What was presented, carried to its verdict; the verdict is for that order.
-        order_d = [Signal(order_layout(p), name=f"h_order_d{i}") for i in range(LATENCY)]
-        valid_d = [Signal(name=f"h_valid_d{i}") for i in range(LATENCY)]
-        m.d.sync += [order_d[0].eq(self.o), valid_d[0].eq(self.o_valid)]
-        for i in range(1, LATENCY):
-            m.d.sync += [order_d[i].eq(order_d[i - 1]), valid_d[i].eq(valid_d[i - 1])]
+        order_d = _delayed(m, self.o, order_layout(p), LATENCY, "h_order_d")
+        valid_d = _delayed(m, self.o_valid, 1, LATENCY, "h_valid_d")
         m.d.comb += inv(v.valid == valid_d[-1])
         with m.If(v.valid):
             m.d.comb += inv(vo.as_value() == order_d[-1].as_value())
@@ -317,14 +323,9 @@ class RiskProps(wiring.Component):
 
         # Each order's limits, globals and market, captured at presentation (a commit in the
         # same cycle takes effect after it), carried to its verdict.
-        lim_d = [Signal(LIM, name=f"h_lim_d{i}") for i in range(LATENCY)]
-        glob_d = [Signal(GLOB, name=f"h_glob_d{i}") for i in range(LATENCY)]
-        mkt_d = [Signal(MKT, name=f"h_mkt_d{i}") for i in range(LATENCY)]
-        m.d.sync += [lim_d[0].eq(active[self.o.slot]), glob_d[0].eq(g_active),
-                     mkt_d[0].eq(seen)]
-        for i in range(1, LATENCY):
-            m.d.sync += [lim_d[i].eq(lim_d[i - 1]), glob_d[i].eq(glob_d[i - 1]),
-                         mkt_d[i].eq(mkt_d[i - 1])]
+        lim_d = _delayed(m, active[self.o.slot], LIM, LATENCY, "h_lim_d")
+        glob_d = _delayed(m, g_active, GLOB, LATENCY, "h_glob_d")
+        mkt_d = _delayed(m, seen, MKT, LATENCY, "h_mkt_d")
         lim, glob, mkt = lim_d[-1], glob_d[-1], mkt_d[-1]
 
         if props == "limits":
@@ -349,11 +350,8 @@ class RiskProps(wiring.Component):
         if props == "notional":
             # Invariant: S1 holds the order presented a cycle before.
             m.d.comb += Assert(ops.order.as_value() == order_d[0].as_value())
-            prod_d = [Signal(p.shares_bits + p.price_bits, name=f"h_notional_d{i}")
-                      for i in range(LATENCY - 1)]
-            m.d.sync += prod_d[0].eq(ops.order.shares * ops.order.price)
-            for i in range(1, LATENCY - 1):
-                m.d.sync += prod_d[i].eq(prod_d[i - 1])
+            prod_d = _delayed(m, ops.order.shares * ops.order.price,
+                              p.shares_bits + p.price_bits, LATENCY - 1, "h_notional_d")
             with m.If(accepted_new):
                 m.d.comb += Assert(prod_d[-1] <= lim.max_notional)
 
@@ -378,10 +376,7 @@ class RiskProps(wiring.Component):
                     m.d.comb += ok.eq(ops.diff * Const(10_000, 14) <= ops.collar * ops.ref)
                 with m.Default():
                     m.d.comb += ok.eq(1)
-            ok_d = [Signal(name=f"h_collar_ok_d{i}") for i in range(LATENCY - 2)]
-            m.d.sync += ok_d[0].eq(ok)
-            for i in range(1, LATENCY - 2):
-                m.d.sync += ok_d[i].eq(ok_d[i - 1])
+            ok_d = _delayed(m, ok, 1, LATENCY - 2, "h_collar_ok_d")
             with m.If(accepted_new):
                 m.d.comb += Assert(ok_d[-1])
 
