@@ -366,7 +366,7 @@ def _build() -> RegisterMap:
         Counter("book_level_overflow", "Adds that saturated a level at 2^32-1"),
         Counter("book_ref_range", "Adds with an order reference of 2^40 or more"),
         Counter("book_fifo_overflow", "Book operations lost: the op FIFO was full"),
-        Counter("book_walks", "Best levels emptied (next level found by the bitmap walk)"),
+        Counter("book_walks", "Best levels emptied (the next level moves up at once)"),
         Counter("bbo_updates", "BBO changes (BBO events raised)"),
         Counter("trades", "Trades on subscribed slots (TRADE events raised)"),
         Counter("risk_verdicts", "Orders presented to the risk gate (one verdict each)"),

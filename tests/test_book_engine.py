@@ -294,6 +294,40 @@ def test_replace_onto_a_live_reference_held_outside_the_window(case):
             assert (bbo[-1]["ask_px"], bbo[-1]["ask_sz"]) == (12_000, 10), WHERE
 
 
+def _delete(ref: int, loc: int = 11) -> bytes:
+    return itch.encode("D", stock_locate=loc, tracking_number=0, timestamp=1, order_ref=ref)
+
+
+@pytest.mark.parametrize("live", ["next_best", "other_side", "none", "outside"])
+def test_replace_that_empties_the_best_level(live):
+    """The step that empties the best level publishes the next level at once and finds the
+    level behind it afterwards (the refresh). A U waits with that refresh for its add, which
+    never empties a level. When the U's new reference is live, though, its order is removed
+    before the add, and that removal may empty the level that has just become the best
+    (``next_best``): the waiting refresh must run first, or the best would move up to a
+    next level nobody has found. ``other_side`` empties the other side's best in between.
+    ``outside``: the U's add is outside the window, so the U ends in its second lookup, and
+    the waiting refresh runs there. Deleting the levels one by one afterwards checks every
+    next level the refreshes found."""
+    new_ref = {"next_best": 2, "other_side": 4, "none": 9, "outside": 9}[live]
+    msgs = [directory(11, "AAA"),
+            _add(1, b"B", 10, 12_000),              # the best bid
+            _add(2, b"B", 20, 11_900),              # the next bid
+            _add(3, b"B", 30, 11_800),
+            _add(4, b"S", 9, 13_000),               # the best ask
+            _add(5, b"B", 7, 11_000),
+            _add(6, b"S", 8, 13_500),
+            _replace(1, new_ref, 41, OUTSIDE if live == "outside" else 11_700)]
+    msgs += [_delete(r) for r in dict.fromkeys((2, 3, new_ref, 5, 4, 6))]
+    for spacing in (lambda i: 12, lambda i: 0):
+        events, counters = compare(SMALL, BASED, msgs, spacing=spacing)
+        assert counters["book_add_live_ref"] == (new_ref != 9), WHERE
+        bbo = [(f["bid_px"], f["bid_sz"], f["ask_px"]) for _, f in events[EventKind.BBO]]
+        after_u = {"next_best": (11_800, 30, 13_000), "other_side": (11_900, 20, 13_500),
+                   "none": (11_900, 20, 13_000), "outside": (11_900, 20, 13_000)}[live]
+        assert after_u in bbo and bbo[-1] == (0, 0, 0), (bbo, WHERE)
+
+
 @pytest.mark.parametrize("then", ["D", "E", "U"])
 def test_order_added_outside_the_window_is_found_by_the_next_op(then):
     """An add outside the window takes no step: it writes its table set in LOOKUP, in the

@@ -16,9 +16,12 @@ Structure, and why:
   and the next operation's table read is issued in the APPLY cycle. Every RAM is therefore
   written before it is read again, so there is no forwarding logic and no hazard. A
   message that moves two levels (``U``, an add onto a live reference) takes two steps.
-  When a step empties the best level of a side, a **walk** finds the next one in three
-  cycles: the slot's summary word (one bit per non-empty 32-level word) names the word,
-  the word names the level, the level gives the size.
+* **Next level**: the slot state holds, per side, the best level *and the one behind it*,
+  so a step that empties the best level moves the next one up in the same cycle and the
+  BBO event never waits. The level behind the new best is then found by a **refresh** of
+  two to four cycles, after the message's event (the next operation waits for it): the
+  best's own word, else the slot's summary word (one bit per non-empty 32-level word)
+  names another word, the word names the level, the level gives the size.
 
 Two cycles per operation is faster than the ingress path can deliver book messages on
 one line: the shortest, ``D``, takes 21 bytes of MoldUDP64 payload, 2.6 bus beats.
@@ -350,18 +353,28 @@ class BookEngine(wiring.Component):
         st2 = Signal(STEP)        # the add that follows removing a live reference's order
         st2_valid = Signal()
         then_u = Signal()         # after this step, look the new reference of a U up
-        smr = Signal(SLOT)        # slot state being finished by a walk
+        smr = Signal(SLOT)        # slot state being finished by a refresh
+        walk_slot = Signal(sb)
         walk_side = Signal()
         walk_w = Signal(max(1, wb))     # combinational: the word the walk reads
         walk_idx = Signal(ib)           # combinational: the level the walk reads
+        # A refresh after a step that continues on the same slot and side (a U's add, or the
+        # add after removing the live reference's order) waits for that add, which may make
+        # it unnecessary (a new best) and otherwise runs after the message's last step.
+        walk_pend = Signal()      # a refresh waits for the message's next step
+        walk_tail = Signal()      # the running refresh comes after the message's end
+        walk_reread = Signal()    # after the running refresh, read for ``st`` and apply it
+        walk_own = Signal()       # the refresh has the best's word already (``own_r``)
+        own_r = Signal(32)
         clear_i = Signal(range(max(p.sets, n * 2 * p.words, n) + 1))
         clear_all = Signal()
         clear_slot = Signal(sb)
 
         # The state is a plain register rather than an ``m.FSM``: several sections below
         # (issue, LOOKUP, APPLY, the walk) decide the next state of the same cycle.
-        state = Signal(3)
-        S_IDLE, S_LOOKUP, S_APPLY, S_PREADD, S_WALK1, S_WALK2, S_WALK3, S_CLEAR = range(8)
+        state = Signal(4)
+        (S_IDLE, S_LOOKUP, S_APPLY, S_PREADD, S_REREAD, S_WALK1, S_WALK2, S_WALK3, S_WALK4,
+         S_CLEAR) = range(10)
         m.d.comb += self.busy.eq((state == S_CLEAR) | cmd_pend.any())
 
         # -- issue: latch the head, apply its markers, start its table read --------------------
@@ -579,26 +592,39 @@ class BookEngine(wiring.Component):
                                  step.trade_sz.eq(amount)]
                     m.d.sync += [st2_valid.eq(0), then_u.eq(op.kind == OpKind.REPLACE),
                                  u_slot.eq(held.slot), u_side.eq(held.side)]
-            with m.If(step_go):
+            with m.If(step_go & walk_pend & o_hit):
+                # A U whose new reference is live: its order is removed first, and that may
+                # empty a level, so the refresh the U's first step left waiting runs before
+                # (then the step's reads are issued again: S_REREAD).
+                m.d.sync += [st.eq(step), state.eq(S_WALK1), walk_reread.eq(1),
+                             walk_pend.eq(0)]
+            with m.Elif(step_go):
                 m.d.sync += [st.eq(step), state.eq(S_APPLY)]
+            with m.Elif(walk_pend):
+                # A U whose add ends here (outside the window, at capacity, zero): the refresh
+                # its first step left waiting runs now, after the message's event.
+                m.d.comb += end_msg.eq(1)
+                m.d.sync += [state.eq(S_WALK1), walk_tail.eq(1), walk_pend.eq(0)]
             with m.Else():
                 m.d.comb += [finishing.eq(1), end_msg.eq(1)]
 
         # -- reads for a step (presented by LOOKUP, PREADD) --------------------------------
         rd_step = Signal(STEP)
-        m.d.comb += rd_step.eq(Mux(state == S_PREADD, st2, step))
+        m.d.comb += rd_step.eq(Mux(state == S_PREADD, st2, Mux(state == S_REREAD, st, step)))
         walk_rd = Signal()
         walk_level = Signal()
         m.d.comb += [
-            l_rd.addr.eq(Mux(walk_level, Cat(walk_idx, walk_side, st.slot),
+            l_rd.addr.eq(Mux(walk_level, Cat(walk_idx, walk_side, walk_slot),
                              Cat(rd_step.idx, rd_step.side, rd_step.slot))),
-            w_rd.addr.eq(Mux(walk_rd, Cat(walk_w, walk_side, st.slot),
+            w_rd.addr.eq(Mux(walk_rd, Cat(walk_w, walk_side, walk_slot),
                              Cat(rd_step.idx[5:], rd_step.side, rd_step.slot))),
             s_rd.addr.eq(rd_step.slot),
             t_rd.addr.eq(rd_step.slot),
         ]
         with m.If(state == S_PREADD):
             m.d.sync += [st.eq(st2), state.eq(S_APPLY), st2_valid.eq(0)]
+        with m.If(state == S_REREAD):
+            m.d.sync += state.eq(S_APPLY)
 
         # -- pending BBO emission (deferred while a message's steps stay on one slot) ------
         TUPLE = data.StructLayout({"bid_px": 32, "bid_sz": 32, "ask_px": 32, "ask_sz": 32})
@@ -661,19 +687,45 @@ class BookEngine(wiring.Component):
         m.d.comb += side_sum.eq(sm.summary[st.side])
         m.d.comb += sm_new.summary[st.side].bit_select(st.idx[5:] if wb else 0, 1).eq(
             new_word.any())
+        # The best and next level of the step's side. An emptied best is replaced by the next
+        # level in this cycle; the level behind it is found afterwards (the refresh, below),
+        # so the BBO event never waits for a walk. ``nxt_stale`` is only ever set between a
+        # step and its refresh, and the only step that can come in between is the add of the
+        # same message on the same slot and side (``defer``, below): an add never empties a
+        # level, so a stale ``nxt`` is never needed.
         cur = Signal(BEST)
-        m.d.comb += cur.eq(sm.best[st.side])
+        nx = Signal(BEST)
+        nx_stale = Signal()
+        m.d.comb += [cur.eq(sm.best[st.side]), nx.eq(sm.nxt[st.side]),
+                     nx_stale.eq(sm.nxt_stale[st.side])]
+        here = Signal(BEST)     # the step's level as a best or next level
+        m.d.comb += [here.valid.eq(1), here.idx.eq(st.idx), here.px.eq(st.price),
+                     here.sz.eq(new_lvl)]
         better = Mux(st.side, st.idx < cur.idx, st.idx > cur.idx)
-        need_walk = Signal()
+        better_nx = Mux(st.side, st.idx < nx.idx, st.idx > nx.idx)
+        emptied = Signal()      # the step empties the best level (``book_walks``)
+        need_walk = Signal()    # the side's next level must be found again
         with m.If(st.level):
             with m.If(cur.valid & (cur.idx == st.idx)):
                 m.d.comb += sm_new.best[st.side].sz.eq(new_lvl)
                 with m.If(new_lvl == 0):
-                    m.d.comb += [need_walk.eq(1), sm_new.best[st.side].valid.eq(0)]
+                    # The next level (or none: the side is empty) moves up.
+                    m.d.comb += [emptied.eq(1), sm_new.best[st.side].eq(nx),
+                                 sm_new.nxt[st.side].valid.eq(0),
+                                 sm_new.nxt_stale[st.side].eq(nx.valid)]
             with m.Elif(st.add & (~cur.valid | better)):
-                m.d.comb += [sm_new.best[st.side].valid.eq(1), sm_new.best[st.side].idx.eq(st.idx),
-                             sm_new.best[st.side].px.eq(st.price),
-                             sm_new.best[st.side].sz.eq(new_lvl)]
+                # A new best: the old one is the level behind it (none if the side was empty).
+                m.d.comb += [sm_new.best[st.side].eq(here), sm_new.nxt[st.side].eq(cur),
+                             sm_new.nxt_stale[st.side].eq(0)]
+            with m.Elif(~nx_stale & nx.valid & (nx.idx == st.idx)):
+                m.d.comb += sm_new.nxt[st.side].sz.eq(new_lvl)
+                with m.If(new_lvl == 0):
+                    m.d.comb += [sm_new.nxt[st.side].valid.eq(0),
+                                 sm_new.nxt_stale[st.side].eq(1)]
+            with m.Elif(st.add & ~nx_stale & (~nx.valid | better_nx)):
+                # A new level between the best and the next.
+                m.d.comb += sm_new.nxt[st.side].eq(here)
+        m.d.comb += need_walk.eq(st.level & sm_new.nxt_stale[st.side])
         # Trade statistics.
         ts = Signal(TradeStats)
         m.d.comb += ts.eq(t_rd.data)
@@ -698,8 +750,10 @@ class BookEngine(wiring.Component):
 
         after_tuple = Signal(TUPLE)
         before_tuple = Signal(TUPLE)
-        step_done = Signal()     # a level step completed this cycle (APPLY or WALK3)
+        step_done = Signal()     # a level step completed this cycle (APPLY)
         done_sm = Signal(SLOT)
+        defer = Signal()
+        m.d.comb += defer.eq(then_u | (st2_valid & (st2.slot == st.slot) & (st2.side == st.side)))
         with m.If(state == S_APPLY):
             m.d.comb += [l_wr.addr.eq(Cat(st.idx, st.side, st.slot)), l_wr.data.eq(new_lvl),
                          l_wr.en.eq(st.level),
@@ -708,50 +762,92 @@ class BookEngine(wiring.Component):
                          t_wr.en.eq(st.trade)]
             count("trades", st.trade)
             count("book_level_overflow", st.level & lvl_over)
-            count("book_walks", st.level & need_walk)
+            count("book_walks", emptied)
             with m.If(st.level):
                 m.d.comb += before_tuple.eq(Mux(pend & (pend_slot == st.slot), pend_before,
                                                 tuple_of(sm.best)))
                 m.d.comb += flush.eq(pend & (pend_slot != st.slot))
                 m.d.sync += [pend_slot.eq(st.slot), pend_before.eq(before_tuple)]
-            with m.If(st.level & need_walk):
-                m.d.sync += [smr.eq(sm_new), walk_side.eq(st.side), state.eq(S_WALK1)]
+            m.d.comb += [s_wr.addr.eq(st.slot), s_wr.data.eq(sm_new), s_wr.en.eq(st.level),
+                         step_done.eq(st.level), done_sm.eq(sm_new)]
+            m.d.sync += walk_pend.eq(need_walk & defer)
+            with m.If(need_walk):
+                m.d.sync += [smr.eq(sm_new), walk_slot.eq(st.slot), walk_side.eq(st.side)]
+            with m.If(need_walk & ~defer):
+                # The refresh runs now. Without a next step the message ends here, and its
+                # event goes out in this cycle as always; the next op waits for the refresh.
+                # When the best is in the step's own word, that word is this cycle's
+                # ``new_word``: the refresh starts with it and skips a read.
+                own = sm_new.best[st.side].idx[5:] == st.idx[5:] if wb else Const(1)
+                m.d.sync += [state.eq(Mux(own, S_WALK2, S_WALK1)), walk_tail.eq(~st2_valid),
+                             walk_own.eq(own), own_r.eq(new_word)]
+                with m.If(~st2_valid):
+                    m.d.comb += end_msg.eq(1)
             with m.Else():
-                m.d.comb += [s_wr.addr.eq(st.slot), s_wr.data.eq(sm_new), s_wr.en.eq(st.level),
-                             step_done.eq(st.level), done_sm.eq(sm_new)]
                 continue_after(m)
 
-        # -- walk: summary → word → level ----------------------------------------------------
+        # -- refresh: the first non-empty level behind the best (its word, or the summary →
+        # another word; then the level's size) ------------------------------------------------
+        rb = Signal(BEST)
+        m.d.comb += rb.eq(smr.best[walk_side])
+        r_word = rb.idx[5:] if wb else Const(0, 1)
         wsum = Signal(p.words)
         m.d.comb += wsum.eq(smr.summary[walk_side])
-        top_w = _first_one(m, wsum, highest=True, name="top_w")
-        low_w = _first_one(m, wsum, highest=False, name="low_w")
+        behind_b = Signal(32)       # the best's word: the bits behind the best
+        behind_w = Signal(p.words)  # the summary: the words behind the best's word
+        own_w = Signal(32)
+        m.d.comb += own_w.eq(Mux(walk_own, own_r, w_rd.data))
+        for k in range(32):
+            m.d.comb += behind_b[k].eq(own_w[k] & Mux(walk_side, k > rb.idx[:5],
+                                                      k < rb.idx[:5]))
+        for k in range(p.words):
+            m.d.comb += behind_w[k].eq(wsum[k] & Mux(walk_side, k > r_word, k < r_word))
+        top_w = _first_one(m, behind_w, highest=True, name="top_w")
+        low_w = _first_one(m, behind_w, highest=False, name="low_w")
+        top_bb = _first_one(m, behind_b, highest=True, name="top_bb")
+        low_bb = _first_one(m, behind_b, highest=False, name="low_bb")
         top_b = _first_one(m, w_rd.data, highest=True, name="top_b")
         low_b = _first_one(m, w_rd.data, highest=False, name="low_b")
         walk_w_r = Signal(max(1, wb))
         walk_idx_r = Signal(ib)
-        with m.If(state == S_WALK1):
-            with m.If(wsum == 0):   # the side is empty
-                m.d.comb += [s_wr.addr.eq(st.slot), s_wr.data.eq(smr), s_wr.en.eq(1),
-                             step_done.eq(1), done_sm.eq(smr)]
-                continue_after(m)
+        slot_b = pick(base, walk_slot, 32)
+        found = Signal(SLOT)        # ``smr`` with the side's next level known
+        m.d.comb += [found.eq(smr), found.nxt_stale[walk_side].eq(0)]
+
+        def refresh_done():
+            m.d.comb += [s_wr.addr.eq(walk_slot), s_wr.data.eq(found), s_wr.en.eq(1)]
+            with m.If(walk_tail):
+                m.d.comb += finishing.eq(1)
+                m.d.sync += walk_tail.eq(0)
+            with m.Elif(walk_reread):
+                m.d.sync += [state.eq(S_REREAD), walk_reread.eq(0)]
             with m.Else():
-                m.d.comb += [walk_rd.eq(1), walk_w.eq(Mux(walk_side, low_w, top_w))]
-                m.d.sync += [walk_w_r.eq(walk_w), state.eq(S_WALK2)]
+                continue_after(m)
+
+        with m.If(state == S_WALK1):
+            m.d.comb += [walk_rd.eq(1), walk_w.eq(r_word)]
+            m.d.sync += [state.eq(S_WALK2), walk_own.eq(0)]
         with m.If(state == S_WALK2):
+            with m.If(behind_b.any()):
+                m.d.comb += [walk_idx.eq(Cat(Mux(walk_side, low_bb, top_bb)[:5], r_word[:wb])),
+                             walk_level.eq(1)]
+                m.d.sync += [walk_idx_r.eq(walk_idx), state.eq(S_WALK4)]
+            with m.Elif(behind_w.any()):
+                m.d.comb += [walk_rd.eq(1), walk_w.eq(Mux(walk_side, low_w, top_w))]
+                m.d.sync += [walk_w_r.eq(walk_w), state.eq(S_WALK3)]
+            with m.Else():          # nothing behind the best
+                m.d.comb += found.nxt[walk_side].valid.eq(0)
+                refresh_done()
+        with m.If(state == S_WALK3):
             m.d.comb += [walk_idx.eq(Cat(Mux(walk_side, low_b, top_b)[:5], walk_w_r[:wb])),
                          walk_level.eq(1)]
-            m.d.sync += [walk_idx_r.eq(walk_idx), state.eq(S_WALK3)]
-        found = Signal(SLOT)
-        slot_b = pick(base, st.slot, 32)
-        m.d.comb += [found.eq(smr), found.best[walk_side].valid.eq(1),
-                     found.best[walk_side].idx.eq(walk_idx_r),
-                     found.best[walk_side].px.eq(slot_b + walk_idx_r * p.tick),
-                     found.best[walk_side].sz.eq(l_rd.data)]
-        with m.If(state == S_WALK3):
-            m.d.comb += [s_wr.addr.eq(st.slot), s_wr.data.eq(found), s_wr.en.eq(1),
-                         step_done.eq(1), done_sm.eq(found)]
-            continue_after(m)
+            m.d.sync += [walk_idx_r.eq(walk_idx), state.eq(S_WALK4)]
+        with m.If(state == S_WALK4):
+            m.d.comb += [found.nxt[walk_side].valid.eq(1),
+                         found.nxt[walk_side].idx.eq(walk_idx_r),
+                         found.nxt[walk_side].px.eq(slot_b + walk_idx_r * p.tick),
+                         found.nxt[walk_side].sz.eq(l_rd.data)]
+            refresh_done()
 
         with m.If(step_done):
             m.d.comb += after_tuple.eq(tuple_of(done_sm.best))

@@ -70,10 +70,20 @@ def best_layout(p: BookParams) -> data.StructLayout:
 
 
 def slot_state_layout(p: BookParams) -> data.StructLayout:
-    """Per-slot state kept in block RAM: occupancy summaries and the best of each side."""
+    """Per-slot state kept in block RAM: occupancy summaries, and the best and next level of
+    each side.
+
+    ``nxt`` is the first non-empty level behind ``best`` (``valid`` 0: there is none). It is
+    kept so that the step that empties the best level can publish the next one at once; the
+    engine finds the level behind *that* one afterwards, off the event's path, while
+    ``nxt_stale`` says it is not known yet (docs/book.md, section 5). All zero is a
+    consistent empty side, which is what a clear writes.
+    """
     return data.StructLayout({
         "summary": data.ArrayLayout(p.words, 2),
         "best": data.ArrayLayout(best_layout(p), 2),
+        "nxt": data.ArrayLayout(best_layout(p), 2),
+        "nxt_stale": data.ArrayLayout(1, 2),
     })
 
 

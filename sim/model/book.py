@@ -60,7 +60,7 @@ then the bit is set in every active slot.
 shares and the statistics after the trade.
 
 **book_walks** counts every step that empties the best level of a side, whether or not another
-level remains (the engine runs its bitmap walk either way). ``bbo_updates`` and ``trades`` count
+level remains (the engine moves its next level up either way). ``bbo_updates`` and ``trades`` count
 the events raised.
 
 The model favours the document's structure over speed; it replays about 0.15-0.2 M messages/s

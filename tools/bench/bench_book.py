@@ -2,7 +2,10 @@
 
 * Latency: cycles from the beat carrying an ITCH message's last byte on RX to the cycle its
   BBO event is raised (the event's timestamp), over a generated day's BBO changes; min and
-  max, and by what the message did (a plain update, a walk to the next level, two steps).
+  max, and by message type. Twice: with every message in a frame of its own and the line
+  idle long enough for the book to be idle when it arrives (the latency of the message
+  itself, which depends on its type only: one step or two), and with the day's full frames
+  and random idle between them (the same plus the wait behind the messages before it).
 * Throughput at line rate: both lines at 100% duty with the worst-case book traffic for
   subscribed symbols — back-to-back full frames of ``D`` (the shortest book message, 21 bytes
   with its length, 2.6 beats) after the adds they delete, each delete taking out a level
@@ -67,12 +70,25 @@ def _directory() -> list[bytes]:
     return [directory(i + 1, s) for i, s in enumerate(SYMBOLS)]
 
 
-def latency(card, sim) -> list[BenchResult]:
+def latency(card, sim, isolated: bool) -> list[BenchResult]:
+    """``isolated``: one message a frame, 40 idle cycles after each (the first 30,000 of the
+    day); else the 100,000-message day in full frames with random idle between them."""
     _configure(card)
     day = list(generate_day(100_000, symbols=SYMBOLS, seed=21))
-    frames = _packets(day, 1)
+    if isolated:
+        day = day[:30_000]
+        frames = [_packets([m], i + 1)[0] for i, m in enumerate(day)]
+        idle = np.full(len(frames), 40)
+        how = (f"{len(day):,} messages of a generated day, each in a frame of its own with "
+               "40 idle cycles after it (the book idle when each arrives)")
+        label = "isolated message"
+    else:
+        frames = _packets(day, 1)
+        idle = np.random.default_rng(3).choice([0, 0, 1, 7, 40], size=len(frames))
+        how = ("a 100k-message generated day in full frames on line A, random idle between "
+               "frames (waits behind earlier messages included)")
+        label = "day's traffic"
     h = sim.harness
-    idle = np.random.default_rng(3).choice([0, 0, 1, 7, 40], size=len(frames))
     sim.send(0, frames, idle=idle)
     h.run()
     starts = h.frame_start_cycles(0)
@@ -89,16 +105,15 @@ def latency(card, sim) -> list[BenchResult]:
     allv = [x for v in by_type.values() for x in v]
     hist = dict(sorted(zip(*np.unique(allv, return_counts=True), strict=True)))
     hist_s = ", ".join(f"{int(k)} cycles: {int(v):,}" for k, v in hist.items())
-    notes = (f"{len(allv):,} BBO events of a 100k-message generated day on line A, random "
-             "idle between frames; beat holding the message's last byte to the cycle the "
-             f"event is raised; histogram {hist_s}")
-    out = [BenchResult("latency RX last byte -> BBO event, min", min(allv), "cycles", CMD,
-                       notes),
-           BenchResult("latency RX last byte -> BBO event, max", max(allv), "cycles", CMD,
-                       notes)]
+    notes = (f"{len(allv):,} BBO events of {how}; beat holding the message's last byte to "
+             f"the cycle the event is raised; histogram {hist_s}")
+    out = [BenchResult(f"latency RX last byte -> BBO event, {label}, min", min(allv),
+                       "cycles", CMD, notes),
+           BenchResult(f"latency RX last byte -> BBO event, {label}, max", max(allv),
+                       "cycles", CMD, notes)]
     for code, v in sorted(by_type.items()):
-        out.append(BenchResult(f"latency RX -> BBO after '{code}', max", max(v), "cycles",
-                               CMD, f"{len(v):,} events, min {min(v)}, max {max(v)}"))
+        out.append(BenchResult(f"latency RX -> BBO after '{code}', {label}, max", max(v),
+                               "cycles", CMD, f"{len(v):,} events, min {min(v)}, max {max(v)}"))
     return out
 
 
@@ -182,7 +197,8 @@ def replay_speed(card, sim, n: int = 1_000_000) -> list[BenchResult]:
 
 def run() -> list[BenchResult]:
     card, sim = _card()
-    out = latency(card, sim)
+    out = latency(card, sim, isolated=True)
+    out += latency(card, sim, isolated=False)
     out += line_rate(card, sim, walks=False)
     out += line_rate(card, sim, walks=True)
     out += replay_speed(card, sim)
