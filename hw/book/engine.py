@@ -19,7 +19,7 @@ Structure, and why:
 * **Next level**: the slot state holds, per side, the best level *and the one behind it*,
   so a step that empties the best level moves the next one up in the same cycle and the
   BBO event never waits. The level behind the new best is then found by a **refresh** of
-  two to four cycles, after the message's event (the next operation waits for it): the
+  one to four cycles, after the message's event (the next operation waits for it): the
   best's own word, else the slot's summary word (one bit per non-empty 32-level word)
   names another word, the word names the level, the level gives the size.
 
