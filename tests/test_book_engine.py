@@ -52,11 +52,13 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
                messages: list[bytes], *, spacing, gaps: dict[int, str] | None = None,
                resets: dict[int, int] | None = None, tail: int = 200,
                subscribe_at: dict[int, tuple[int, tuple[int, str, int | None, int]]]
-               | None = None):
+               | None = None, cycles: dict[str, dict[int, int]] | None = None):
     """Drive ``messages`` (seq 1..n) with ``spacing(i)`` idle cycles after each; return the
     events (kind -> list of (aux, body dict)), counters and slot views. ``resets`` maps a
     seq to the idle cycle after it in which ``cmd_reset`` is strobed; ``subscribe_at`` a seq
-    to (idle cycle, subscription) strobed with ``cmd_subscribe`` there."""
+    to (idle cycle, subscription) strobed with ``cmd_subscribe`` there. ``cycles``, if given,
+    gets the cycle each message is presented in (``"sent"``, by seq) and the cycle each BBO
+    event is seen in (``"bbo"``, by its ITCH seq)."""
     bench = _Bench(params)
     eng, dec = bench.eng, bench.dec
     events: dict[EventKind, list] = {k: [] for k in (EventKind.BBO, EventKind.TRADE,
@@ -69,6 +71,9 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
     sources = {"ev_bbo": EventKind.BBO, "ev_trade": EventKind.TRADE,
                "ev_alert": EventKind.BOOK_ALERT, "ev_global": EventKind.BOOK_ALERT}
     done = []
+    now = [0]
+    if cycles is not None:
+        cycles.update(sent={}, bbo={})
 
     def set_sub(ctx, slot, nm, loc, base):
         ctx.set(eng.sub_slot, slot)
@@ -96,6 +101,8 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
             ctx.set(mp.seq, seq)
             ctx.set(mp.length, len(msg))
             ctx.set(mp.data, int.from_bytes(msg.ljust(64, b"\0"), "little"))
+            if cycles is not None:
+                cycles["sent"][seq] = now[0]
             await ctx.tick()
             if kind == "invalidate":      # the notice, then the message itself
                 ctx.set(mp.invalidate, 0)
@@ -134,12 +141,15 @@ def run_engine(params: BookParams, subs: list[tuple[int, str, int | None, int]],
         async for vals in ctx.tick().sample(*(x for s in sigs for x in (s.valid, s.payload)),
                                             *incs):
             vals = vals[2:]
+            now[0] += 1
             for j, kind in enumerate(sources.values()):
                 if vals[2 * j]:
                     pl = vals[2 * j + 1]
                     body = getattr(pl.body, kind.name.lower())
                     events[kind].append((pl.aux, {f: getattr(body, f) for f in
                                                   _fields(kind)}))
+                    if cycles is not None and kind == EventKind.BBO:
+                        cycles["bbo"][body.itch_seq] = now[0]
             for c, v in zip(COUNTERS, vals[2 * len(sigs):], strict=True):
                 counters[c] += v
 
@@ -404,3 +414,82 @@ def test_subscribe_around_its_directory_message():
         assert counters["directory_matches"] == (got == before.bbo(0)), f"strobe {at}"
     flips = sum(x != y for x, y in zip(outcomes, outcomes[1:], strict=False))
     assert outcomes[0] == "before" and outcomes[-1] == "after" and flips == 1, outcomes
+
+
+def _valid_day(rng: random.Random, n: int) -> list[bytes]:
+    """``n`` book messages on AAA that break no rule and fit SMALL's table and BASED's
+    window: adds, executions (with and without price), cancels, deletes and replaces, each
+    on a live order; a set never holds more live orders than it has ways."""
+    live: dict[int, tuple[bytes, int]] = {}       # ref -> (side, shares)
+    fresh = iter(range(1, 1 << 20))
+    per_set: dict[int, int] = {}
+
+    def new_ref() -> int:
+        while True:
+            r = next(fresh)
+            if per_set.get(SMALL.set_of(r), 0) < SMALL.ways:
+                per_set[SMALL.set_of(r)] = per_set.get(SMALL.set_of(r), 0) + 1
+                return r
+
+    def drop(r: int) -> None:
+        del live[r]
+        per_set[SMALL.set_of(r)] -= 1
+
+    def price(side: bytes) -> int:    # bids below asks, the window is 10000..16300
+        return (10_000 if side == b"B" else 13_200) + 100 * rng.randrange(31)
+
+    msgs = [directory(11, "AAA")]
+    for _ in range(n):
+        kind = "A" if len(live) < 4 else rng.choice("AAEECXDUUU" if len(live) < 12 else "EXDU")
+        if kind == "A":
+            side = rng.choice((b"B", b"S"))
+            r = new_ref()
+            live[r] = (side, rng.randrange(1, 500))
+            msgs.append(_add(r, side, live[r][1], price(side)))
+            continue
+        r = rng.choice(sorted(live))
+        side, shares = live[r]
+        if kind == "U":
+            r2 = new_ref()
+            drop(r)
+            live[r2] = (side, rng.randrange(1, 500))
+            msgs.append(_replace(r, r2, live[r2][1], price(side)))
+        elif kind == "D":
+            drop(r)
+            msgs.append(_delete(r))
+        else:
+            k = rng.randrange(1, shares + 1)
+            live[r] = (side, shares - k)
+            if shares == k:
+                drop(r)
+            fields = dict(stock_locate=11, tracking_number=0, timestamp=1, order_ref=r)
+            if kind == "X":
+                msgs.append(itch.encode("X", **fields, cancelled_shares=k))
+            elif kind == "E":
+                msgs.append(itch.encode("E", **fields, executed_shares=k, match_number=1))
+            else:
+                msgs.append(itch.encode("C", **fields, executed_shares=k, match_number=1,
+                                        printable=b"Y", execution_price=12_000))
+    return msgs
+
+
+def test_bbo_latency_is_one_constant():
+    """Every message that breaks no rule raises its BBO event the same number of cycles after
+    the decoder presents it, whatever its type and whatever it does to the book: a U (two
+    steps: its add is looked up while its removal is applied, and its event predicted from
+    the slot state) as fast as a D, an emptied best level as fast as an add. Messages 40
+    cycles apart, so each finds the book idle; the book checked against the model as well."""
+    rng = random.Random(SEED + 3)
+    msgs = _valid_day(rng, 400)
+    cycles: dict[str, dict[int, int]] = {}
+    events, counters, _ = run_engine(SMALL, BASED, msgs, spacing=lambda i: 40, cycles=cycles)
+    for c in ("book_unknown_ref", "book_add_live_ref", "book_capacity", "book_window",
+              "book_clamped", "book_level_overflow"):
+        assert counters[c] == 0, f"{c}: the stream broke a rule {WHERE}"
+    assert counters["book_walks"] > 0, WHERE
+    by_type: dict[str, set[int]] = {}
+    for seq, at in cycles["bbo"].items():
+        by_type.setdefault(chr(msgs[seq - 1][0]), set()).add(at - cycles["sent"][seq])
+    assert set(by_type) >= set("AECXDU"), (by_type, WHERE)
+    assert len(set().union(*by_type.values())) == 1, (by_type, WHERE)
+    compare(SMALL, BASED, msgs, spacing=lambda i: 40)

@@ -14,8 +14,13 @@ Structure, and why:
   output: find the reference, write the entry back) then APPLY (the level, its occupancy
   word, the slot state and the trade statistics are on their RAMs' outputs: update them) —
   and the next operation's table read is issued in the APPLY cycle. Every RAM is therefore
-  written before it is read again, so there is no forwarding logic and no hazard. A
-  message that moves two levels (``U``, an add onto a live reference) takes two steps.
+  written before it is read again. A message that moves two levels (``U``, an add onto a
+  live reference) takes two steps.
+* **U**: its steps overlap. The new reference's table read is issued in the first LOOKUP
+  and looked up in the removal's APPLY (``S_APLK``); the add's reads go out in that cycle,
+  so the level, word and slot-state read ports are transparent to their writes (the only
+  place a read meets a write). The U's BBO event is predicted in that cycle from the slot
+  state, so a U's event is as early as a D's, and its add's APPLY raises none.
 * **Next level**: the slot state holds, per side, the best level *and the one behind it*,
   so a step that empties the best level moves the next one up in the same cycle and the
   BBO event never waits. The level behind the new best is then found by a **refresh** of
@@ -333,9 +338,12 @@ class BookEngine(wiring.Component):
         # cycle as the next op's table read: that read must see the write.
         o_wr = orders.write_port()
         o_rd = orders.read_port(transparent_for=(o_wr,))
-        l_rd, l_wr = levels.read_port(), levels.write_port()
-        w_rd, w_wr = words.read_port(), words.write_port()
-        s_rd, s_wr = slotmem.read_port(), slotmem.write_port()
+        # A U's add is looked up while its removal is applied (S_APLK), and presents its reads
+        # in that cycle: they must see the removal's writes.
+        l_wr, w_wr, s_wr = levels.write_port(), words.write_port(), slotmem.write_port()
+        l_rd = levels.read_port(transparent_for=(l_wr,))
+        w_rd = words.read_port(transparent_for=(w_wr,))
+        s_rd = slotmem.read_port(transparent_for=(s_wr,))
         t_rd, t_wr = trades.read_port(), trades.write_port()
         s_view, t_view = slotmem.read_port(), trades.read_port()
 
@@ -374,7 +382,19 @@ class BookEngine(wiring.Component):
         # (issue, LOOKUP, APPLY, the walk) decide the next state of the same cycle.
         state = Signal(4)
         (S_IDLE, S_LOOKUP, S_APPLY, S_PREADD, S_REREAD, S_WALK1, S_WALK2, S_WALK3, S_WALK4,
-         S_CLEAR) = range(10)
+         S_CLEAR, S_APLK) = range(11)
+        # S_APLK is APPLY for a U's removal and LOOKUP for its add, in the same cycle.
+        applying = Signal()
+        looking = Signal()
+        m.d.comb += [applying.eq((state == S_APPLY) | (state == S_APLK)),
+                     looking.eq((state == S_LOOKUP) | (state == S_APLK))]
+        # A U in its first LOOKUP (decided by registers only, so it is early): the table read
+        # of this cycle is for its new reference, and the add's index is already registered.
+        u_first = Signal()
+        m.d.comb += u_first.eq((state == S_LOOKUP) & (op.kind == OpKind.REPLACE) & ~phase)
+        wp = Signal()           # a refresh waits for the message's next step (this cycle)
+        pred_now = Signal()     # this cycle's BBO event is the U's, predicted (S_APLK)
+        ev_sent = Signal()      # the message's event went out already (predicted)
         m.d.comb += self.busy.eq((state == S_CLEAR) | cmd_pend.any())
 
         # -- issue: latch the head, apply its markers, start its table read --------------------
@@ -392,6 +412,7 @@ class BookEngine(wiring.Component):
 
         # The order-table read address: the head's (issue) or the U's new reference.
         next_lookup = Signal()   # a U's second lookup starts this cycle
+        m.d.comb += next_lookup.eq(u_first)
         m.d.comb += o_rd.addr.eq(Mux(next_lookup, set_of(op.ref2), set_of(head.ref)))
 
         # Global alerts (every slot): pending bits, drained one a cycle.
@@ -501,12 +522,15 @@ class BookEngine(wiring.Component):
         m.d.comb += q_auto.eq(ticks(pre_price))
         low = Signal()
         m.d.comb += low.eq(pre_price < half)
-        m.d.sync += [
-            auto.eq(Mux(low, pre_price - q_auto * p.tick, pre_price - half)),
-            quot.eq(Mux(pre_ok, q_base, Mux(low, q_auto, p.window // 2))),
-            inwin.eq(~pre_ok | (~diff[32] & (diff < p.window * p.tick)
-                                & (q_base * p.tick == diff))),
-        ]
+        # A U's own price and slot were the head's at its issue: in its first LOOKUP the
+        # registers keep them for its add (no op is issued in that cycle).
+        with m.If(~u_first):
+            m.d.sync += [
+                auto.eq(Mux(low, pre_price - q_auto * p.tick, pre_price - half)),
+                quot.eq(Mux(pre_ok, q_base, Mux(low, q_auto, p.window // 2))),
+                inwin.eq(~pre_ok | (~diff[32] & (diff < p.window * p.tick)
+                                    & (q_base * p.tick == diff))),
+            ]
         slot_base_ok = pick(base_ok, a_slot, 1)
         new_entry = Signal(ENTRY)
         m.d.comb += [
@@ -540,7 +564,12 @@ class BookEngine(wiring.Component):
         m.d.comb += [over.eq(op.shares > held.shares),
                      clamp_n.eq(Mux(over, held.shares, op.shares))]
 
-        with m.If(state == S_LOOKUP):
+        # A U whose original order is on the U's own slot (always, unless the feed errs) looks
+        # its new reference up while the removal is applied; its add's index is the one
+        # computed at the U's issue, from that slot's base.
+        u_fast = Signal()
+        m.d.comb += u_fast.eq(u_first & (held.slot == op.slot))
+        with m.If(looking):
             with m.If(is_add):
                 zero = (op.shares[:32] == 0) | (op.price == 0)
                 with m.If(zero):
@@ -590,21 +619,35 @@ class BookEngine(wiring.Component):
                                  | ((op.kind == OpKind.EXEC_PX) & op.printable)) & (amount != 0)
                     m.d.comb += [step.trade.eq(trades_it), step.trade_px.eq(trade_px),
                                  step.trade_sz.eq(amount)]
-                    m.d.sync += [st2_valid.eq(0), then_u.eq(op.kind == OpKind.REPLACE),
+                    m.d.sync += [st2_valid.eq(0),
+                                 then_u.eq((op.kind == OpKind.REPLACE) & ~u_fast),
                                  u_slot.eq(held.slot), u_side.eq(held.side)]
-            with m.If(step_go & walk_pend & o_hit):
+            with m.If(step_go & wp & o_hit):
                 # A U whose new reference is live: its order is removed first, and that may
                 # empty a level, so the refresh the U's first step left waiting runs before
                 # (then the step's reads are issued again: S_REREAD).
                 m.d.sync += [st.eq(step), state.eq(S_WALK1), walk_reread.eq(1),
                              walk_pend.eq(0)]
             with m.Elif(step_go):
-                m.d.sync += [st.eq(step), state.eq(S_APPLY)]
-            with m.Elif(walk_pend):
+                m.d.sync += [st.eq(step), state.eq(Mux(u_fast, S_APLK, S_APPLY))]
+                with m.If(u_fast):
+                    m.d.sync += phase.eq(1)
+                with m.If((state == S_APLK) & ~o_hit):
+                    # The U's add goes to APPLY next, but its effect on the best is known now
+                    # (the slot state holds the best's size): its event goes out in this
+                    # cycle, as a one-step message's does.
+                    m.d.comb += [end_msg.eq(1), pred_now.eq(1)]
+                    m.d.sync += ev_sent.eq(1)
+            with m.Elif(wp):
                 # A U whose add ends here (outside the window, at capacity, zero): the refresh
                 # its first step left waiting runs now, after the message's event.
                 m.d.comb += end_msg.eq(1)
                 m.d.sync += [state.eq(S_WALK1), walk_tail.eq(1), walk_pend.eq(0)]
+            with m.Elif(u_first):
+                # A U with an unknown reference: this cycle's table read was for its new
+                # reference, so the next op is issued in the next cycle.
+                m.d.comb += end_msg.eq(1)
+                m.d.sync += state.eq(S_IDLE)
             with m.Else():
                 m.d.comb += [finishing.eq(1), end_msg.eq(1)]
 
@@ -644,10 +687,10 @@ class BookEngine(wiring.Component):
         hold = Signal()                     # a second BBO event raised in the same cycle
         hold_ev = Signal(self.ev_bbo.payload.shape())
 
-        def bbo_payload(ev, slot, tup, seq, time):
+        def bbo_payload(ev, slot, tup, seq, time, also_stale=None):
             body = ev.body.bbo
             nm = pick(name, slot, 64)
-            st_ = stale_of(slot)
+            st_ = stale_of(slot) if also_stale is None else Cat(stale_of(slot), also_stale)
             return [
                 ev.kind.eq(EventKind.BBO), ev.line.eq(0xFF), ev.aux.eq(slot),
                 body.itch_seq.eq(seq), body.bid_px.eq(tup.bid_px), body.bid_sz.eq(tup.bid_sz),
@@ -726,6 +769,27 @@ class BookEngine(wiring.Component):
                 # A new level between the best and the next.
                 m.d.comb += sm_new.nxt[st.side].eq(here)
         m.d.comb += need_walk.eq(st.level & sm_new.nxt_stale[st.side])
+        # In S_APLK the U's removal may leave a refresh waiting: its LOOKUP decides on it now.
+        m.d.comb += wp.eq(walk_pend | ((state == S_APLK) & need_walk))
+
+        # The U's BBO as its add (``step``, looked up in S_APLK) will leave it. The add is on
+        # the removal's slot and side; the best's size is its level's, and a level better than
+        # the best is empty: so the best after the add needs no read of the level.
+        pb = Signal(BEST)
+        m.d.comb += pb.eq(sm_new.best[st.side])
+        p_same = Signal()
+        p_sum = Signal(33)
+        m.d.comb += [p_same.eq(pb.valid & (pb.idx == step.idx)),
+                     p_sum.eq(Mux(p_same, pb.sz, 0) + step.amount)]
+        p_best = Signal(BEST)
+        pred_sm = Signal(SLOT)
+        m.d.comb += [p_best.eq(pb), pred_sm.eq(sm_new), pred_sm.best[st.side].eq(p_best)]
+        with m.If(p_same | ~pb.valid | Mux(st.side, step.idx < pb.idx, step.idx > pb.idx)):
+            m.d.comb += [p_best.valid.eq(1), p_best.idx.eq(step.idx),
+                         p_best.px.eq(Mux(p_same, pb.px, step.price)),
+                         p_best.sz.eq(Mux(p_sum[32], 0xFFFF_FFFF, p_sum[:32]))]
+        p_over = Signal()       # the add will overflow the best level (its alert: APPLY)
+        m.d.comb += p_over.eq(p_same & p_sum[32])
         # Trade statistics.
         ts = Signal(TradeStats)
         m.d.comb += ts.eq(t_rd.data)
@@ -750,11 +814,12 @@ class BookEngine(wiring.Component):
 
         after_tuple = Signal(TUPLE)
         before_tuple = Signal(TUPLE)
+        sm_tuple = tuple_of(sm.best)
         step_done = Signal()     # a level step completed this cycle (APPLY)
         done_sm = Signal(SLOT)
         defer = Signal()
         m.d.comb += defer.eq(then_u | (st2_valid & (st2.slot == st.slot) & (st2.side == st.side)))
-        with m.If(state == S_APPLY):
+        with m.If(applying):
             m.d.comb += [l_wr.addr.eq(Cat(st.idx, st.side, st.slot)), l_wr.data.eq(new_lvl),
                          l_wr.en.eq(st.level),
                          w_wr.addr.eq(Cat(st.idx[5:], st.side, st.slot)),
@@ -765,14 +830,16 @@ class BookEngine(wiring.Component):
             count("book_walks", emptied)
             with m.If(st.level):
                 m.d.comb += before_tuple.eq(Mux(pend & (pend_slot == st.slot), pend_before,
-                                                tuple_of(sm.best)))
+                                                sm_tuple))
                 m.d.comb += flush.eq(pend & (pend_slot != st.slot))
                 m.d.sync += [pend_slot.eq(st.slot), pend_before.eq(before_tuple)]
             m.d.comb += [s_wr.addr.eq(st.slot), s_wr.data.eq(sm_new), s_wr.en.eq(st.level),
                          step_done.eq(st.level), done_sm.eq(sm_new)]
-            m.d.sync += walk_pend.eq(need_walk & defer)
             with m.If(need_walk):
                 m.d.sync += [smr.eq(sm_new), walk_slot.eq(st.slot), walk_side.eq(st.side)]
+        # What follows a step; in S_APLK the U's LOOKUP (above) decides it.
+        with m.If(state == S_APPLY):
+            m.d.sync += walk_pend.eq(need_walk & defer)
             with m.If(need_walk & ~defer):
                 # The refresh runs now. Without a next step the message ends here, and its
                 # event goes out in this cycle as always; the next op waits for the refresh.
@@ -804,10 +871,12 @@ class BookEngine(wiring.Component):
             m.d.comb += behind_w[k].eq(wsum[k] & Mux(walk_side, k > r_word, k < r_word))
         top_w = _first_one(m, behind_w, highest=True, name="top_w")
         low_w = _first_one(m, behind_w, highest=False, name="low_w")
-        top_bb = _first_one(m, behind_b, highest=True, name="top_bb")
-        low_bb = _first_one(m, behind_b, highest=False, name="low_bb")
-        top_b = _first_one(m, w_rd.data, highest=True, name="top_b")
-        low_b = _first_one(m, w_rd.data, highest=False, name="low_b")
+        # One encoder pair serves both word searches: the best's word (masked to the levels
+        # behind the best, S_WALK2) and another word, all of it behind the best (S_WALK3).
+        seek_b = Signal(32)
+        m.d.comb += seek_b.eq(Mux(state == S_WALK3, w_rd.data, behind_b))
+        top_b = _first_one(m, seek_b, highest=True, name="top_b")
+        low_b = _first_one(m, seek_b, highest=False, name="low_b")
         walk_w_r = Signal(max(1, wb))
         walk_idx_r = Signal(ib)
         slot_b = pick(base, walk_slot, 32)
@@ -829,7 +898,7 @@ class BookEngine(wiring.Component):
             m.d.sync += [state.eq(S_WALK2), walk_own.eq(0)]
         with m.If(state == S_WALK2):
             with m.If(behind_b.any()):
-                m.d.comb += [walk_idx.eq(Cat(Mux(walk_side, low_bb, top_bb)[:5], r_word[:wb])),
+                m.d.comb += [walk_idx.eq(Cat(Mux(walk_side, low_b, top_b)[:5], r_word[:wb])),
                              walk_level.eq(1)]
                 m.d.sync += [walk_idx_r.eq(walk_idx), state.eq(S_WALK4)]
             with m.Elif(behind_w.any()):
@@ -861,14 +930,19 @@ class BookEngine(wiring.Component):
         fin_before = Signal(TUPLE)
         fin_after = Signal(TUPLE)
         m.d.comb += [
-            fin_before.eq(Mux((state == S_APPLY) & st.level, before_tuple, pend_before)),
-            fin_after.eq(Mux(step_done, after_tuple, pend_after)),
+            fin_before.eq(Mux(pred_now, sm_tuple,
+                              Mux(applying & st.level, before_tuple, pend_before))),
+            fin_after.eq(Mux(pred_now, tuple_of(pred_sm.best),
+                             Mux(step_done, after_tuple, pend_after))),
         ]
-        m.d.comb += bbo_payload(final_ev, Mux(step_done, st.slot, pend_slot), fin_after,
-                                op.seq, op.time)
-        with m.If(end_msg & (step_done | pend)):
-            m.d.comb += final.eq(fin_before.as_value() != fin_after.as_value())
+        m.d.comb += bbo_payload(final_ev, Mux(step_done | pred_now, st.slot, pend_slot),
+                                fin_after, op.seq, op.time, pred_now & p_over)
+        with m.If(end_msg & (step_done | pend | pred_now)):
+            # A U whose event was predicted ends a cycle later, without a second event.
+            m.d.comb += final.eq(~ev_sent & (fin_before.as_value() != fin_after.as_value()))
             m.d.sync += pend.eq(0)
+        with m.If(end_msg & ev_sent):
+            m.d.sync += ev_sent.eq(0)
         flush_fire = Signal()
         m.d.comb += flush_fire.eq(flush & (pend_before.as_value() != pend_after.as_value()))
 
@@ -887,7 +961,7 @@ class BookEngine(wiring.Component):
 
         # -- trade events (one per step at most, steps two cycles apart) -------------------
         m.d.sync += self.ev_trade.valid.eq(0)
-        with m.If((state == S_APPLY) & st.trade):
+        with m.If(applying & st.trade):
             tb = self.ev_trade.payload.body.trade
             m.d.sync += [
                 self.ev_trade.valid.eq(1),
@@ -904,7 +978,7 @@ class BookEngine(wiring.Component):
         alert_price = Signal(32)
         m.d.comb += [alert_reason.eq(a_alert), alert_slot.eq(a_slot),
                      alert_price.eq(op.price)]
-        with m.If((state == S_APPLY) & st.level & lvl_over):
+        with m.If(applying & st.level & lvl_over):
             m.d.comb += [alert_reason.eq(AlertReason.LEVEL_OVERFLOW), alert_slot.eq(st.slot),
                          alert_price.eq(st.price)]
         alert_new = Signal()
