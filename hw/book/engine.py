@@ -772,21 +772,24 @@ class BookEngine(wiring.Component):
         # In S_APLK the U's removal may leave a refresh waiting: its LOOKUP decides on it now.
         m.d.comb += wp.eq(walk_pend | ((state == S_APLK) & need_walk))
 
-        # The U's BBO as its add (``step``, looked up in S_APLK) will leave it. The add is on
-        # the removal's slot and side; the best's size is its level's, and a level better than
-        # the best is empty: so the best after the add needs no read of the level.
+        # The U's BBO as its add (looked up in S_APLK) will leave it. The add is on the
+        # removal's slot and side; the best's size is its level's, and a level better than
+        # the best is empty: so the best after the add needs no read of the level. The add's
+        # values are taken from ``add_step`` (registers), not from ``step``, which is also a
+        # removal's and so depends on the table's output.
         pb = Signal(BEST)
         m.d.comb += pb.eq(sm_new.best[st.side])
         p_same = Signal()
         p_sum = Signal(33)
-        m.d.comb += [p_same.eq(pb.valid & (pb.idx == step.idx)),
-                     p_sum.eq(Mux(p_same, pb.sz, 0) + step.amount)]
+        m.d.comb += [p_same.eq(pb.valid & (pb.idx == add_step.idx)),
+                     p_sum.eq(Mux(p_same, pb.sz, 0) + add_step.amount)]
         p_best = Signal(BEST)
         pred_sm = Signal(SLOT)
         m.d.comb += [p_best.eq(pb), pred_sm.eq(sm_new), pred_sm.best[st.side].eq(p_best)]
-        with m.If(p_same | ~pb.valid | Mux(st.side, step.idx < pb.idx, step.idx > pb.idx)):
-            m.d.comb += [p_best.valid.eq(1), p_best.idx.eq(step.idx),
-                         p_best.px.eq(Mux(p_same, pb.px, step.price)),
+        with m.If(p_same | ~pb.valid
+                  | Mux(st.side, add_step.idx < pb.idx, add_step.idx > pb.idx)):
+            m.d.comb += [p_best.valid.eq(1), p_best.idx.eq(add_step.idx),
+                         p_best.px.eq(Mux(p_same, pb.px, add_step.price)),
                          p_best.sz.eq(Mux(p_sum[32], 0xFFFF_FFFF, p_sum[:32]))]
         p_over = Signal()       # the add will overflow the best level (its alert: APPLY)
         m.d.comb += p_over.eq(p_same & p_sum[32])
