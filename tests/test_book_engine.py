@@ -338,6 +338,30 @@ def test_replace_that_empties_the_best_level(live):
         assert after_u in bbo and bbo[-1] == (0, 0, 0), (bbo, WHERE)
 
 
+@pytest.mark.parametrize("level", ["best", "below"])
+def test_replace_that_overflows_a_level(level):
+    """A U's event is predicted from the slot state while its add is still to be applied; when
+    that add saturates the best level, the event must carry the LEVEL_OVERFLOW alert's stale
+    flag, which the add's APPLY raises only a cycle later. ``below``: the add saturates a
+    level behind the best, so the BBO does not change and no event is raised."""
+    px = 12_000 if level == "best" else 11_500
+    msgs = [directory(11, "AAA"),
+            _add(1, b"B", 0xFFFF_FF00, px),
+            _add(2, b"B", 10, 11_000),
+            _add(4, b"S", 5, 13_000),
+            _add(5, b"B", 3, 12_100 if level == "below" else 10_000),
+            _replace(2, 3, 0x1000, px)]
+    for spacing in (lambda i: 12, lambda i: 0):
+        events, counters = compare(SMALL, BASED, msgs, spacing=spacing)
+        assert counters["book_level_overflow"] == 1, WHERE
+        last = events[EventKind.BBO][-1][1]
+        if level == "best":
+            assert (last["itch_seq"], last["bid_sz"], last["flags"] & 1) == (
+                len(msgs), 0xFFFF_FFFF, 1), (last, WHERE)
+        else:
+            assert last["itch_seq"] < len(msgs), (last, WHERE)
+
+
 @pytest.mark.parametrize("then", ["D", "E", "U"])
 def test_order_added_outside_the_window_is_found_by_the_next_op(then):
     """An add outside the window takes no step: it writes its table set in LOOKUP, in the
