@@ -69,6 +69,12 @@ def _divider(p: BookParams):
     return mult, s
 
 
+def _ahead(side, a, b):
+    """Level index ``a`` is nearer the touch than ``b`` on ``side``: higher on the bid (0),
+    lower on the ask (1). The one definition of "better" for every best/next compare."""
+    return Mux(side, a < b, a > b)
+
+
 def _first_one(m: Module, value, *, highest: bool, name: str):
     """Index of the highest (or lowest) set bit of ``value`` (0 when none)."""
     idx = Signal(range(max(2, len(value))), name=name)
@@ -744,8 +750,8 @@ class BookEngine(wiring.Component):
         here = Signal(BEST)     # the step's level as a best or next level
         m.d.comb += [here.valid.eq(1), here.idx.eq(st.idx), here.px.eq(st.price),
                      here.sz.eq(new_lvl)]
-        better = Mux(st.side, st.idx < cur.idx, st.idx > cur.idx)
-        better_nx = Mux(st.side, st.idx < nx.idx, st.idx > nx.idx)
+        better = _ahead(st.side, st.idx, cur.idx)
+        better_nx = _ahead(st.side, st.idx, nx.idx)
         emptied = Signal()      # the step empties the best level (``book_walks``)
         need_walk = Signal()    # the side's next level must be found again
         with m.If(st.level):
@@ -787,7 +793,7 @@ class BookEngine(wiring.Component):
         pred_sm = Signal(SLOT)
         m.d.comb += [p_best.eq(pb), pred_sm.eq(sm_new), pred_sm.best[st.side].eq(p_best)]
         with m.If(p_same | ~pb.valid
-                  | Mux(st.side, add_step.idx < pb.idx, add_step.idx > pb.idx)):
+                  | _ahead(st.side, add_step.idx, pb.idx)):
             m.d.comb += [p_best.valid.eq(1), p_best.idx.eq(add_step.idx),
                          p_best.px.eq(Mux(p_same, pb.px, add_step.price)),
                          p_best.sz.eq(Mux(p_sum[32], 0xFFFF_FFFF, p_sum[:32]))]
@@ -868,10 +874,9 @@ class BookEngine(wiring.Component):
         own_w = Signal(32)
         m.d.comb += own_w.eq(Mux(walk_own, own_r, w_rd.data))
         for k in range(32):
-            m.d.comb += behind_b[k].eq(own_w[k] & Mux(walk_side, k > rb.idx[:5],
-                                                      k < rb.idx[:5]))
+            m.d.comb += behind_b[k].eq(own_w[k] & _ahead(walk_side, rb.idx[:5], k))
         for k in range(p.words):
-            m.d.comb += behind_w[k].eq(wsum[k] & Mux(walk_side, k > r_word, k < r_word))
+            m.d.comb += behind_w[k].eq(wsum[k] & _ahead(walk_side, r_word, k))
         top_w = _first_one(m, behind_w, highest=True, name="top_w")
         low_w = _first_one(m, behind_w, highest=False, name="low_w")
         # One encoder pair serves both word searches: the best's word (masked to the levels
