@@ -75,6 +75,14 @@ def _ahead(side, a, b):
     return Mux(side, a < b, a > b)
 
 
+def _one_hot_or(sel, values):
+    """``values[i]`` for the one set bit ``i`` of ``sel`` (an AND-OR: 0 when none is set)."""
+    out = 0
+    for i, v in enumerate(values):
+        out = out | Mux(sel[i], v, 0)
+    return out
+
+
 def _first_one(m: Module, value, *, highest: bool, name: str):
     """Index of the highest (or lowest) set bit of ``value`` (0 when none)."""
     idx = Signal(range(max(2, len(value))), name=name)
@@ -188,10 +196,18 @@ class BookEngine(wiring.Component):
         dir_locate = Signal(16)
         dir_fwd = Signal()
         m.d.comb += dir_fwd.eq(dir_locate == msg.locate)
-        for s in reversed(range(n)):
-            with m.If((active[s] & known[s] & (locate[s] == msg.locate))
-                      | (dir_claim[s] & dir_fwd)):
-                m.d.comb += [hit.eq(1), hit_slot.eq(s)]
+        # The matching slots, then the first of them (one-hot: names and locates are unique
+        # unless the host errs, and then the lowest slot wins). The one-hot vector selects
+        # the slot's window base for the pre-divider directly (``hit_base``), so that path
+        # does not go through an encoder and a decoder.
+        match = Signal(n)
+        first = Signal(n)
+        for s in range(n):
+            m.d.comb += match[s].eq((active[s] & known[s] & (locate[s] == msg.locate))
+                                    | (dir_claim[s] & dir_fwd))
+            m.d.comb += first[s].eq(match[s] & ~(match[:s].any() if s else Const(0)))
+        m.d.comb += [hit.eq(match.any()),
+                     hit_slot.eq(_one_hot_or(first, [Const(s, sb) for s in range(n)]))]
         book_type = Signal()
         kind = Signal(4)
         for code, k in _BOOK_TYPES.items():
@@ -299,10 +315,12 @@ class BookEngine(wiring.Component):
         take = Signal()         # the engine issues an op this cycle
         bypass = Signal()
         head = Signal(OP)
+        fifo_head = Signal(OP)      # the FIFO's output, typed
         head_valid = Signal()
         m.d.comb += [
             bypass.eq(~fifo.r_rdy & (fifo.level == 0)),
-            head.eq(Mux(fifo.r_rdy, fifo.r_data, push_data)),
+            fifo_head.eq(fifo.r_data),
+            head.eq(Mux(fifo.r_rdy, fifo_head, push_data)),
             head_valid.eq(fifo.r_rdy | (bypass & push)),
             fifo.r_en.eq(take & fifo.r_rdy),
             fifo.w_data.eq(push_data),
@@ -508,19 +526,39 @@ class BookEngine(wiring.Component):
             """``offset // tick`` for an offset below ``window × tick`` (a multiply)."""
             return (offset[:nb] * mult) >> shift
 
+        # The pre-divider works on the U's add (``then_u``), the FIFO's head, or the op that
+        # arrives from the decoder this cycle (the FIFO is empty: the bypass). For the last
+        # it takes the decoder's price and the matched slot's base straight from the front
+        # (``first``), not from ``head``: an add is only ever in ``head`` as ``op_in``, and
+        # what ``head`` holds instead when it is a command or a marker does not matter here.
         pre_price = Signal(32)
-        pre_slot = Signal(sb)
-        m.d.comb += [pre_price.eq(Mux(then_u, op.price, head.price)),
-                     pre_slot.eq(Mux(then_u, u_slot, head.slot))]
+        pre_slot = Signal(sb)       # the slot of a U's add or of the FIFO's head
+        pre_in = Signal()           # the op that arrives this cycle
+        m.d.comb += [pre_in.eq(~then_u & ~fifo.r_rdy),
+                     pre_price.eq(Mux(then_u, op.price,
+                                      Mux(fifo.r_rdy, fifo_head.price, op_in.price))),
+                     pre_slot.eq(Mux(then_u, u_slot, fifo_head.slot))]
+        hit_base = Signal(32)
+        hit_base_ok = Signal()
+        m.d.comb += [hit_base.eq(_one_hot_or(first, base)),
+                     hit_base_ok.eq(_one_hot_or(first, base_ok))]
         auto = Signal(32)       # registered: the op in LOOKUP
         quot = Signal(ib + 1)   # registered: the op in LOOKUP
         inwin = Signal()        # registered: the op in LOOKUP
         pre_ok = Signal()
         diff = Signal(33)
         q_base = Signal(ib + 1)
-        m.d.comb += [pre_ok.eq(pick(base_ok, pre_slot, 1)),
-                     diff.eq(pre_price - pick(base, pre_slot, 32)),
-                     q_base.eq(ticks(diff))]
+        # ``exact``: the offset is a whole number of ticks. With ``mult`` = ceil(2**shift /
+        # tick) the low ``shift`` bits of offset × mult are below ``mult`` exactly then (they
+        # are quot × (tick × mult − 2**shift) < mult for a multiple, and at least mult
+        # otherwise), so no second multiply (quot × tick) is needed to check it.
+        prod = Signal(nb + len(Const(mult)))
+        exact = Signal()
+        m.d.comb += [pre_ok.eq(Mux(pre_in, hit_base_ok, pick(base_ok, pre_slot, 1))),
+                     diff.eq(pre_price - Mux(pre_in, hit_base, pick(base, pre_slot, 32))),
+                     prod.eq(diff[:nb] * mult),
+                     q_base.eq(prod >> shift),
+                     exact.eq(prod[:shift] < mult)]
         # Without a base the add's own base is taken, so its index needs no second divider:
         # price / tick below ``half`` (the base is price mod tick), else the middle of the
         # window; either is inside it.
@@ -534,8 +572,7 @@ class BookEngine(wiring.Component):
             m.d.sync += [
                 auto.eq(Mux(low, pre_price - q_auto * p.tick, pre_price - half)),
                 quot.eq(Mux(pre_ok, q_base, Mux(low, q_auto, p.window // 2))),
-                inwin.eq(~pre_ok | (~diff[32] & (diff < p.window * p.tick)
-                                    & (q_base * p.tick == diff))),
+                inwin.eq(~pre_ok | (~diff[32] & (diff < p.window * p.tick) & exact)),
             ]
         slot_base_ok = pick(base_ok, a_slot, 1)
         new_entry = Signal(ENTRY)
