@@ -991,16 +991,20 @@ class BookEngine(wiring.Component):
         flush_fire = Signal()
         m.d.comb += flush_fire.eq(flush & (pend_before.as_value() != pend_after.as_value()))
 
-        # At most two BBO events in one cycle (a flush and a final); the second waits.
-        m.d.sync += [self.ev_bbo.valid.eq(0), hold.eq(0)]
-        with m.If(hold):
-            m.d.sync += [self.ev_bbo.valid.eq(1), self.ev_bbo.payload.eq(hold_ev)]
-        with m.If(flush_fire):
-            m.d.sync += [self.ev_bbo.valid.eq(1), self.ev_bbo.payload.eq(flush_ev)]
-            with m.If(final):
-                m.d.sync += [hold.eq(1), hold_ev.eq(final_ev)]
-        with m.Elif(final):
-            m.d.sync += [self.ev_bbo.valid.eq(1), self.ev_bbo.payload.eq(final_ev)]
+        # At most two BBO events in one cycle (a flush and a final); the second waits. The
+        # payload registers load every cycle, selected by ``hold`` and ``flush_fire`` only:
+        # ``final`` (the end of APPLY's before/after compare, the engine's critical path)
+        # drives the valid and ``hold`` flip-flops, not the enable of some 300 payload bits.
+        # A payload without valid means nothing (every consumer qualifies it by valid), and
+        # ``hold_ev`` is only read in the cycle after ``flush_fire & final`` loaded it. The
+        # engine never raises an event in the cycle after a double (steps are two cycles
+        # apart), so ``hold`` is never alone with another source.
+        m.d.sync += [
+            self.ev_bbo.valid.eq(hold | flush_fire | final),
+            self.ev_bbo.payload.eq(Mux(hold, hold_ev, Mux(flush_fire, flush_ev, final_ev))),
+            hold.eq(flush_fire & final),
+            hold_ev.eq(final_ev),
+        ]
         count("bbo_updates", flush_fire)
         count("bbo_updates", final)
 
