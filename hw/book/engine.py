@@ -765,10 +765,16 @@ class BookEngine(wiring.Component):
         m.d.comb += [lvl_over.eq(st.add & sum_[32]),
                      new_lvl.eq(Mux(st.add, Mux(sum_[32], 0xFFFF_FFFF, sum_[:32]),
                                     Mux(st.amount >= old_lvl, 0, old_lvl - st.amount)))]
+        # ``new_lvl == 0``, from the operands rather than the result, so that it does not wait
+        # for the add or subtract's carry chain: a saturating add is 0 only from 0 + 0, a
+        # clamped removal exactly when it takes at least what the level holds.
+        lvl_zero = Signal()
+        m.d.comb += lvl_zero.eq(Mux(st.add, (old_lvl == 0) & (st.amount == 0),
+                                    st.amount >= old_lvl))
         sm_new = Signal(SLOT)
         new_word = Signal(32)
         m.d.comb += [sm_new.eq(sm), new_word.eq(w_rd.data)]
-        m.d.comb += new_word.bit_select(st.idx[:5], 1).eq(new_lvl != 0)
+        m.d.comb += new_word.bit_select(st.idx[:5], 1).eq(~lvl_zero)
         side_sum = Signal(p.words)
         m.d.comb += side_sum.eq(sm.summary[st.side])
         m.d.comb += sm_new.summary[st.side].bit_select(st.idx[5:] if wb else 0, 1).eq(
@@ -794,7 +800,7 @@ class BookEngine(wiring.Component):
         with m.If(st.level):
             with m.If(cur.valid & (cur.idx == st.idx)):
                 m.d.comb += sm_new.best[st.side].sz.eq(new_lvl)
-                with m.If(new_lvl == 0):
+                with m.If(lvl_zero):
                     # The next level (or none: the side is empty) moves up.
                     m.d.comb += [emptied.eq(1), sm_new.best[st.side].eq(nx),
                                  sm_new.nxt[st.side].valid.eq(0),
@@ -805,7 +811,7 @@ class BookEngine(wiring.Component):
                              sm_new.nxt_stale[st.side].eq(0)]
             with m.Elif(~nx_stale & nx.valid & (nx.idx == st.idx)):
                 m.d.comb += sm_new.nxt[st.side].sz.eq(new_lvl)
-                with m.If(new_lvl == 0):
+                with m.If(lvl_zero):
                     m.d.comb += [sm_new.nxt[st.side].valid.eq(0),
                                  sm_new.nxt_stale[st.side].eq(1)]
             with m.Elif(st.add & ~nx_stale & (~nx.valid | better_nx)):
