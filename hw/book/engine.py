@@ -1125,7 +1125,10 @@ class BookEngine(wiring.Component):
             self.view_volume.eq(vts.volume), self.view_notional.eq(vts.notional),
         ]
 
+        # The increments leave through registers: in the core they cross to the CSR bank,
+        # and ``bbo_updates`` (from the end of APPLY's before/after compare) was the whole
+        # core's critical path with that crossing in it. A counter is one cycle later for it.
         for c, conds in inc_sets.items():
             if conds:
-                m.d.comb += inc[c].eq(sum(conds))
+                m.d.sync += inc[c].eq(sum(conds))
         return m
