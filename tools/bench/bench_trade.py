@@ -28,13 +28,13 @@ from tools.bench import BenchResult
 
 CMD = ".venv/bin/python tools/bench/run.py trade"
 FMAX_NOTE = ("cycles / the routed ECP5 Fmax of the whole core, which so far routes only with a "
-             "2-slot book (bitstreams/core-scan-2slot, 7e3de42, seed 3; the 8-slot core does "
+             "2-slot book (bitstreams/core-scan-2slot, b4c8d0e, seed 4; the 8-slot core does "
              "not route yet)")
 #: The routed ECP5 figure of the whole core: 2-slot book, in the scan shell, ``make synth``'s
-#: flow with ``--arg slots=2`` and nextpnr ``--seed 3`` on 7e3de42 (bitstreams/README.md;
+#: flow with ``--arg slots=2`` and nextpnr ``--seed 4`` on b4c8d0e (bitstreams/README.md;
 #: docs/BENCHMARKS.md, "Where router2 runs out of wires"). The latency in cycles does not
 #: depend on the slot count.
-ECP5_FMAX_MHZ = 25.99
+ECP5_FMAX_MHZ = 28.80
 
 
 def tick_to_trade() -> list[BenchResult]:
