@@ -38,6 +38,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.lib.select import any_of, one_hot_or
 from hw.regmap import ADDR_WIDTH, COUNTER_BITS, REGMAP, Access, RegisterMap
 
 INC_WIDTH = 2
@@ -181,9 +182,7 @@ class CSRBank(wiring.Component):
             groups' registers (their OR is the selected pre-counter, the cycle after)."""
             regs = []
             for gi, g in enumerate(groups):
-                out = Const(0, width)
-                for k, pre in g:
-                    out = out | (pre & onehot[k].replicate(width))
+                out = one_hot_or([onehot[k] for k, _ in g], [pre for _, pre in g])
                 reg = Signal(width, name=f"{name}_g{gi}")
                 if enable is None:
                     m.d.sync += reg.eq(out)
@@ -192,12 +191,6 @@ class CSRBank(wiring.Component):
                         m.d.sync += reg.eq(out)
                 regs.append(reg)
             return regs
-
-        def any_of(regs, width):
-            out = Const(0, width)
-            for reg in regs:
-                out = out | reg
-            return out
 
         f_regs = select(ring, self.pre_bits, "f_val")
         m.d.comb += f_val.eq(any_of(f_regs, self.pre_bits))

@@ -44,16 +44,15 @@ are not constant in the flattened core either, so the saving holds there too.
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Collection, Sequence
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.events import BODY, RECORD, EventKind, body_bits, source_signature
+from hw.lib.select import any_of, one_hot_or
 
 
 class C2HSignature(wiring.Signature):
@@ -143,8 +142,7 @@ class EventCollector(wiring.Component):
             f = SyncFIFO(width=head.size + bits, depth=self.source_depth)
             m.submodules[f"src_fifo{i}"] = f
             fifos.append(f)
-            declared = functools.reduce(operator.or_,
-                                        (src.payload.kind == k for k in self.kinds[i]))
+            declared = any_of(src.payload.kind == k for k in self.kinds[i])
             # An undeclared kind is counted whatever the mask says (the mask is for kinds
             # the host does not want, not for wiring bugs).
             r = Signal(name=f"raised{i}")
@@ -181,17 +179,11 @@ class EventCollector(wiring.Component):
 
         # The pick as an AND-OR over the one-hot grant, each source only as wide as it is
         # (the missing body bits are constant zero, so they cost nothing).
-        def gated(i, value):
-            return value & grant[i].replicate(len(value))
-
         picked = data.View(head, Signal(head.size))
         body = Signal(BODY.size)
         m.d.comb += [
-            picked.eq(functools.reduce(operator.or_, (gated(i, h.as_value())
-                                                      for i, (h, _) in enumerate(stored)))),
-            body.eq(functools.reduce(operator.or_, (gated(i, b)
-                                                    for i, (_, b) in enumerate(stored)),
-                                     Const(0, BODY.size))),
+            picked.eq(one_hot_or(grant, [h.as_value() for h, _ in stored])),
+            body.eq(one_hot_or(grant, [b for _, b in stored], BODY.size)),
         ]
 
         # The picked entry's full timestamp, once, after the pick: its age is the low bits of

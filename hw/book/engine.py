@@ -50,6 +50,7 @@ from hw.book.layouts import (
 from hw.book.params import ALL_SLOTS, DEFAULT_PARAMS, REF_BITS, AlertReason, BookParams
 from hw.events import BBO_STALE, EventKind, source_signature
 from hw.itch.decoder import DecodedItem
+from hw.lib.select import one_hot_or
 
 _BOOK_TYPES = {"A": OpKind.ADD, "F": OpKind.ADD, "E": OpKind.EXEC, "C": OpKind.EXEC_PX,
                "X": OpKind.CANCEL, "D": OpKind.DELETE, "U": OpKind.REPLACE,
@@ -73,14 +74,6 @@ def _ahead(side, a, b):
     """Level index ``a`` is nearer the touch than ``b`` on ``side``: higher on the bid (0),
     lower on the ask (1). The one definition of "better" for every best/next compare."""
     return Mux(side, a < b, a > b)
-
-
-def _one_hot_or(sel, values):
-    """``values[i]`` for the one set bit ``i`` of ``sel`` (an AND-OR: 0 when none is set)."""
-    out = 0
-    for i, v in enumerate(values):
-        out = out | Mux(sel[i], v, 0)
-    return out
 
 
 def _first_one(m: Module, value, *, highest: bool, name: str):
@@ -207,7 +200,7 @@ class BookEngine(wiring.Component):
                                     | (dir_claim[s] & dir_fwd))
             m.d.comb += first[s].eq(match[s] & ~(match[:s].any() if s else Const(0)))
         m.d.comb += [hit.eq(match.any()),
-                     hit_slot.eq(_one_hot_or(first, [Const(s, sb) for s in range(n)]))]
+                     hit_slot.eq(one_hot_or(first, [Const(s, sb) for s in range(n)]))]
         book_type = Signal()
         kind = Signal(4)
         for code, k in _BOOK_TYPES.items():
@@ -522,9 +515,14 @@ class BookEngine(wiring.Component):
         mult, shift = _divider(p)
         nb = (p.window * p.tick - 1).bit_length()
 
+        def scaled(offset):
+            """``offset × mult``: its bits from ``shift`` up are ``offset // tick`` for an
+            offset below ``window × tick``; the low ones tell whether the division is exact."""
+            return offset[:nb] * mult
+
         def ticks(offset):
             """``offset // tick`` for an offset below ``window × tick`` (a multiply)."""
-            return (offset[:nb] * mult) >> shift
+            return scaled(offset) >> shift
 
         # The pre-divider works on the U's add (``then_u``), the FIFO's head, or the op that
         # arrives from the decoder this cycle (the FIFO is empty: the bypass). For the last
@@ -540,8 +538,8 @@ class BookEngine(wiring.Component):
                      pre_slot.eq(Mux(then_u, u_slot, fifo_head.slot))]
         hit_base = Signal(32)
         hit_base_ok = Signal()
-        m.d.comb += [hit_base.eq(_one_hot_or(first, base)),
-                     hit_base_ok.eq(_one_hot_or(first, base_ok))]
+        m.d.comb += [hit_base.eq(one_hot_or(first, base)),
+                     hit_base_ok.eq(one_hot_or(first, base_ok))]
         auto = Signal(32)       # registered: the op in LOOKUP
         quot = Signal(ib + 1)   # registered: the op in LOOKUP
         inwin = Signal()        # registered: the op in LOOKUP
@@ -556,7 +554,7 @@ class BookEngine(wiring.Component):
         exact = Signal()
         m.d.comb += [pre_ok.eq(Mux(pre_in, hit_base_ok, pick(base_ok, pre_slot, 1))),
                      diff.eq(pre_price - Mux(pre_in, hit_base, pick(base, pre_slot, 32))),
-                     prod.eq(diff[:nb] * mult),
+                     prod.eq(scaled(diff)),
                      q_base.eq(prod >> shift),
                      exact.eq(prod[:shift] < mult)]
         # Without a base the add's own base is taken, so its index needs no second divider:
@@ -1004,7 +1002,8 @@ class BookEngine(wiring.Component):
         # A payload without valid means nothing (every consumer qualifies it by valid), and
         # ``hold_ev`` is only read in the cycle after ``flush_fire & final`` loaded it. The
         # engine never raises an event in the cycle after a double (steps are two cycles
-        # apart), so ``hold`` is never alone with another source.
+        # apart), so ``hold`` never coincides with another source (if it did, that event
+        # would be lost, and tests/test_book_engine.py's event-for-event compare would fail).
         m.d.sync += [
             self.ev_bbo.valid.eq(hold | flush_fire | final),
             self.ev_bbo.payload.eq(Mux(hold, hold_ev, Mux(flush_fire, flush_ev, final_ev))),

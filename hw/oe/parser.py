@@ -43,10 +43,11 @@ Why it is built this way:
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.lib.select import any_of, one_hot_or
 from hw.oe.layouts import (
     DATA_BYTES,
     AxisByteSignature,
@@ -93,15 +94,6 @@ _FIXED = {t: n for t, n in soup.PACKET_LENGTH.items() if t in soup.SERVER_TYPES}
 # Lookups come only from the carried-over packet (one per beat at most): a message the table
 # needs never fits inside one beat.
 assert min(lay.length for _, lay, _ in _LOOKUPS) + _BODY > DATA_BYTES
-
-
-def _any_of(values) -> Value:
-    """Bitwise OR of ``values`` (the AND-OR of a one-hot multiplexer)."""
-    values = list(values)
-    out = values[0]
-    for v in values[1:]:
-        out = out | v
-    return out
 
 
 def _classify(m: Module, name: str, valid, length, ptype, otype) -> dict:
@@ -177,7 +169,7 @@ class OuchParser(wiring.Component):
         def onehot_mux(sel, values, width: int, name: str) -> Signal:
             """``values[i]`` where bit ``i`` of ``sel`` is set (at most one; 0 if none)."""
             out = Signal(width, name=name)
-            m.d.comb += out.eq(_any_of(Mux(sel[i], v, 0) for i, v in enumerate(values)))
+            m.d.comb += out.eq(one_hot_or(sel, values))
             return out
 
         def reg(value, width: int, name: str) -> Signal:
@@ -253,9 +245,9 @@ class OuchParser(wiring.Component):
             starts = [Const(1 << c, N) & Mux(n1 > c, (1 << N) - 1, 0)]
             for _ in range(1, _STARTS):
                 prev = starts[-1]
-                starts.append(_any_of(Mux(prev[i] & short[i], nxt[i], 0) for i in range(N)))
+                starts.append(one_hot_or(prev & short_v, nxt))
             st = Signal(N, name=f"starts_c{c}")
-            m.d.comb += st.eq(_any_of(starts))
+            m.d.comb += st.eq(any_of(starts))
             spans = Signal(N, name=f"spans_c{c}")
             m.d.comb += spans.eq(st & ~short_v)
             cand = Signal(CAND, name=f"cand{c}")
@@ -289,13 +281,12 @@ class OuchParser(wiring.Component):
         m.d.comb += first.eq(Mux(b2, Mux(cont, Mux(near & (r4 < n2), Const(1, N) << r4[:3], 0),
                                          1), 0))
         sel = Signal(CAND)
-        m.d.comb += sel.eq(_any_of(Mux(first[c], cands[c].as_value(), 0) for c in range(N)))
+        m.d.comb += sel.eq(one_hot_or(first, [c.as_value() for c in cands]))
         # The lane of the packet running past this beat (one-hot), and the state it leaves.
         span_at = Signal(N)
-        m.d.comb += span_at.eq(_any_of(Mux(first[c], cands[c].spans, 0) for c in range(N)))
+        m.d.comb += span_at.eq(one_hot_or(first, [c.spans for c in cands]))
         nxt_state = Signal(LANE)
-        m.d.comb += nxt_state.eq(_any_of(Mux(span_at[i], lane_state[i].as_value(), 0)
-                                         for i in range(N)))
+        m.d.comb += nxt_state.eq(one_hot_or(span_at, [ls.as_value() for ls in lane_state]))
         span_hi = Signal(8)             # a span with only its high length byte: the last lane
         m.d.comb += span_hi.eq(d2.word_select((n2 - 1)[:3], 8))
         len_cont = Signal(16)           # the carried packet's length field
@@ -346,7 +337,7 @@ class OuchParser(wiring.Component):
             en_new = Signal(name=f"en_new{j}")
             m.d.comb += [
                 en_cont.eq(b3 & (pos3 != 0) & (pos3 <= j) & (j < pos3 + n3)),
-                en_new.eq(_any_of(spans3[i] & (n3 > j + i) for i in range(N))),
+                en_new.eq(any_of(spans3[i] & (n3 > j + i) for i in range(N))),
                 live[j].eq(Mux(en_cont, rot_cont[j % N], cap[j])),
             ]
             with m.If(en_new):
