@@ -284,7 +284,7 @@ class Sequencer(wiring.Component):
                 fst = Mux(cx, first[1], first[0])
                 lst = Mux(cx, last[1], last[0])
                 rollback = Signal()
-                m.d.comb += [inval.eq(1), rollback.eq(e == lst + 1)]
+                m.d.comb += [inval.eq(1), rollback.eq(e == (lst + 1)[:64])]
                 with m.If(rollback):
                     m.d.comb += new_e.eq(Mux(cx, e_before[1], e_before[0]))
                 body = self.ev_gap.payload.body.invalidate
