@@ -93,10 +93,48 @@ def test_truncated_last_record(tmp_path, cut, compressed):
         count_messages(path)
 
 
-def test_truncated_gzip_stream(tmp_path):
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.97])
+def test_truncated_gzip_stream(tmp_path, keep):
+    """A cut-off gzip file: every record that decompressed whole comes out first, then an
+    error with the exact uncompressed length (what a cut-off download gives)."""
+    msgs = random_messages(5, 20_000)
+    raw = raw_dayfile(msgs)
+    packed = gzip.compress(raw, compresslevel=1)
     path = tmp_path / "cut.gz"
-    path.write_bytes(gzip.compress(raw_dayfile(random_messages(5, 2000)))[:-100])
-    with pytest.raises(ValueError, match="gzip stream ends early"):
+    path.write_bytes(packed[:int(len(packed) * keep)])
+    got = []
+    with pytest.raises(ValueError, match=r"gzip stream ends early, after (\d+) uncompressed"
+                       ) as err:
+        for m in iter_messages(path):
+            got.append(m)
+    done = int(err.value.args[0].split("after ")[1].split(" ")[0])
+    assert 0 < done < len(raw)
+    whole = 0               # the records that lie entirely in the first ``done`` bytes
+    pos = 0
+    for m in msgs:
+        pos += 2 + len(m)
+        if pos > done:
+            break
+        whole += 1
+    assert got == msgs[:whole]
+
+
+def test_gzip_members_and_zero_padding(tmp_path):
+    """Concatenated gzip members are one stream; zero padding after a member is allowed."""
+    a, b = random_messages(6, 300), random_messages(7, 200)
+    path = tmp_path / "two.gz"
+    path.write_bytes(gzip.compress(raw_dayfile(a)) + b"\0" * 7 + gzip.compress(raw_dayfile(b))
+                     + b"\0" * 3)
+    assert list(iter_messages(path)) == a + b
+    assert count_messages(path) == len(a) + len(b)
+
+
+def test_corrupt_gzip_data(tmp_path):
+    packed = bytearray(gzip.compress(raw_dayfile(random_messages(8, 3000))))
+    packed[-6] ^= 0xFF      # the CRC: only the member's end can tell
+    path = tmp_path / "bad.gz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(ValueError, match="corrupt gzip data after .* may be corrupt too"):
         list(iter_messages(path))
 
 
