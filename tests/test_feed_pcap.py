@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import random
 from decimal import Decimal
 
@@ -76,6 +77,46 @@ def test_rejects_non_ethernet_and_non_captures(tmp_path):
     junk.write_bytes(b"this is not a capture file at all")
     with pytest.raises(ValueError, match="not a pcap or pcapng"):
         list(read_frames(junk))
+
+
+@pytest.mark.parametrize("suffix", [".pcap", ".pcap.gz"])
+def test_cut_off_pcap_is_an_error_not_a_lost_frame(tmp_path, suffix):
+    """A capture cut anywhere inside its last record (its 16-byte header included, which
+    scapy's reader passes over quietly) is refused after the frames before it."""
+    frames = random_frames(3, 20, 10**18)
+    path = tmp_path / f"cap{suffix}"
+    write_frames(path, frames)
+    whole = path.read_bytes()
+    raw = gzip.decompress(whole) if suffix.endswith(".gz") else whole
+    last = 16 + len(frames[-1].data)
+    for cut in (1, len(frames[-1].data) // 2, len(frames[-1].data) + 2, last - 1):
+        data = raw[:len(raw) - cut]
+        path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+        got = []
+        with pytest.raises(ValueError, match="truncated"):
+            got.extend(read_frames(path))
+        assert got == frames[:-1], cut
+    data = raw[:len(raw) - last]    # cut exactly between records: just a shorter capture
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    assert list(read_frames(path)) == frames[:-1]
+
+
+def test_cut_off_pcapng_is_an_error_not_a_lost_frame(tmp_path):
+    path = tmp_path / "cap.pcapng"
+    w = PcapNgWriter(str(path))
+    w.linktype = DLT_EN10MB
+    w.write_header(None)
+    for i in range(10):
+        w.write_packet(bytes([i]) * 100, sec=Decimal(i))
+    w.close()
+    raw = path.read_bytes()
+    assert len(list(read_frames(path))) == 10
+    for cut in (1, 4, 50, 131):
+        path.write_bytes(raw[:len(raw) - cut])
+        got = []
+        with pytest.raises(ValueError, match="truncated: the block at byte offset"):
+            got.extend(read_frames(path))
+        assert [f.data for f in got] == [bytes([i]) * 100 for i in range(9)], cut
 
 
 def test_frame_timestamps_are_integer_nanoseconds():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
+#: Sizes of a classic pcap file's global header and of each record's header.
+_PCAP_HEADER = 24
+_RECORD_HEADER = 16
 #: Bytes a frame occupies on the wire beyond what a capture shows: preamble + SFD (8),
 #: FCS (4), minimum inter-frame gap (12).
 WIRE_OVERHEAD = 8 + 4 + 12
@@ -73,18 +77,56 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[Frame]:
                                      f"is not Ethernet ({DLT_EN10MB})")
                 ticks = 0 if meta.tshigh is None else (meta.tshigh << 32) | meta.tslow
                 yield Frame(ticks * _NS // meta.tsresol, data)
+            cut = _pcapng_cut(reader.f)
+            if cut is not None:
+                raise ValueError(f"{name}: truncated: the block at byte offset {cut[0]} is "
+                                 f"cut short ({cut[2]} of its {cut[1]} bytes present)")
         else:
             if reader.linktype != DLT_EN10MB:
                 raise ValueError(f"{name}: pcap link type {reader.linktype} is not "
                                  f"Ethernet ({DLT_EN10MB})")
             scale = 1 if reader.nano else 1000
-            for k, (data, meta) in enumerate(reader):
+            end = _PCAP_HEADER     # where the records read so far end
+            k = -1
+            for k, (data, meta) in enumerate(reader):  # noqa: B007 - k is read after the loop
                 if len(data) < meta.caplen:
                     raise ValueError(f"{name}: truncated in frame {k} ({len(data)} of "
                                      f"{meta.caplen} captured bytes present)")
+                end += _RECORD_HEADER + meta.caplen
                 yield Frame(meta.sec * _NS + meta.usec * scale, data)
+            # scapy ends quietly on a record header cut short: the frame would be lost unseen.
+            left = reader.f.tell() - end
+            if left > 0:
+                where = f"frame {k}" if k >= 0 else "the file header"
+                raise ValueError(f"{name}: truncated after {where}: {left} of the "
+                                 f"{_RECORD_HEADER} bytes of a record header present")
     finally:
         reader.close()
+
+
+def _pcapng_cut(f) -> tuple[int, int, int] | None:
+    """``(offset, declared length, bytes present)`` of a pcapng block the file ends inside.
+
+    scapy's pcapng reader stops quietly at a block cut short, so a cut-off capture would lose
+    its last frame unseen. This walks the block lengths again, reading 12 bytes and the last
+    byte of each block (a seek, also in a gzip file), so it costs little beside the frames.
+    """
+    f.seek(0)
+    offset, order = 0, "<"
+    while head := f.read(12):
+        if len(head) < 12:
+            return offset, 12, len(head)
+        if head[:4] == b"\x0a\x0d\x0d\x0a":     # a section header: its byte order
+            order = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+        (length,) = struct.unpack(order + "I", head[4:8])
+        if length < 12:
+            return offset, length, 12
+        f.seek(offset + length - 1)
+        if not f.read(1):
+            f.seek(0, os.SEEK_END)
+            return offset, length, f.tell() - offset
+        offset += length
+    return None
 
 
 def write_frames(path: str | os.PathLike[str], frames: Iterable[Frame], *,
