@@ -1,6 +1,6 @@
 """The risk gate's formal proofs (tools/formal.py, harness tests/formal/risk_props.py).
 
-Each default proof of ``tools.formal.PROOFS`` runs through SymbiYosys (yowasp-sby, z3) and
+Each proof of ``tools.formal.PROOFS`` runs through SymbiYosys (yowasp-sby, z3) and
 must end as it expects: PASS for a proof, FAIL for the negative control (which shows the
 assumptions leave accepted orders reachable, so the proofs are not vacuous).
 """
@@ -11,11 +11,11 @@ import pytest
 
 from tools import formal
 
-DEFAULT = [p for p in formal.PROOFS.values() if p.default]
+PROOFS = list(formal.PROOFS.values())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("proof", DEFAULT, ids=[p.name for p in DEFAULT])
+@pytest.mark.parametrize("proof", PROOFS, ids=[p.name for p in PROOFS])
 def test_proof(proof: formal.Proof) -> None:
     r = formal.run(proof)
     want = "FAIL (a counterexample)" if proof.expect_fail else "PASS"

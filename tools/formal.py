@@ -43,7 +43,6 @@ class Proof:
     depth: int
     what: str
     expect_fail: bool = False     #: a control: the solver must find a counterexample
-    default: bool = True          #: run by ``make formal`` and the test suite
     engine: str = "smtbmc z3"     #: the SymbiYosys engine line
 
 
@@ -167,14 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.list:
         for p in PROOFS.values():
-            print(f"{p.name}\t{p.mode} depth {p.depth}{'' if p.default else ' (not default)'}"
-                  f"\t{p.what}")
+            print(f"{p.name}\t{p.mode} depth {p.depth}\t{p.what}")
         return 0
     unknown = set(args.names) - set(PROOFS)
     if unknown:
         ap.error(f"unknown proof(s) {sorted(unknown)}; known: {', '.join(PROOFS)}")
     failed = 0
-    for name in args.names or [p.name for p in PROOFS.values() if p.default]:
+    for name in args.names or list(PROOFS):
         r = run(PROOFS[name])
         print(f"{r.name}: {r.status} ({PROOFS[name].mode} depth {PROOFS[name].depth}, "
               f"{r.seconds:.0f} s) — {PROOFS[name].what}")
