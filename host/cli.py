@@ -322,31 +322,36 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
     _print_summary(result)
 
 
-def _print_orders(orders: dict) -> None:
+def _console():
+    """A rich console; when the output is not a terminal (a log, CI), 120 columns rather than
+    rich's 80, so the books table's prices and volumes are not cut to an ellipsis."""
     from rich.console import Console
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
+def _print_orders(orders: dict) -> None:
     from rich.table import Table
     table = Table(title="orders", show_header=True)
     table.add_column("verdict")
     table.add_column("orders", justify="right")
     for name, n in orders["verdicts"].items():
         table.add_row(name, f"{n:,}")
-    Console().print(table)
+    _console().print(table)
     pos = Table(title="positions (card = exchange)", show_header=True)
     for col in ("symbol", "card", "exchange"):
         pos.add_column(col, justify="left" if col == "symbol" else "right")
     for sym, p in orders["positions"].items():
         pos.add_row(sym, f"{p:,}", f"{orders['exchange_positions'].get(sym, 0):,}")
-    Console().print(pos)
+    _console().print(pos)
     lat = orders.get("bbo_event_to_tx_cycles")
     print(f"{orders['tx_packets']:,} packets on TX, {orders['exchange_fills']:,} fills at the "
           "exchange" + (f"; trigger BBO event to first TX byte: {lat['min']}-{lat['max']} "
                         f"cycles over {lat['orders']:,} orders (tick-to-trade from the ITCH "
-                        "message's last byte on RX adds the book's 6-9 cycles: make bench "
-                        "BENCHES=trade)" if lat else ""))
+                        "message's last byte on RX adds the book's RX-to-BBO latency: make "
+                        "bench BENCHES=trade)" if lat else ""))
 
 
 def _print_summary(result) -> None:
-    from rich.console import Console
     from rich.table import Table
     if result.orders:
         _print_orders(result.orders)
@@ -360,7 +365,7 @@ def _print_summary(result) -> None:
     for name, v in sorted(c.items()):
         if name.startswith("drop_") and v:
             table.add_row(name, f"{v:,}")
-    console = Console()
+    console = _console()
     console.print(table)
     rate = result.messages / result.wall_seconds if result.wall_seconds else 0
     console.print(f"{result.messages:,} messages in {result.cycles:,} cycles; "
