@@ -47,9 +47,11 @@ COUNTERS = ("messages", "duplicates", "gaps", "gap_messages", "heartbeats", "end
 BAD = [r for r in DropReason if r is not DropReason.NONE]
 
 
-def _frames(rng: random.Random, n_packets: int) -> list[list[tuple]]:
-    """The publisher's packets, each a list of ``(kind, seq, count, session, data)``
-    entries, then a random fate per copy (applied in :func:`_line`)."""
+def _frames(rng: random.Random, n_packets: int) -> list[tuple]:
+    """The publisher's packets as ``(kind, seq, count, messages)``, ``kind`` one of
+    ``"data"``, ``"hb"`` (heartbeat) and ``"eos"`` (end of session); each line's copy gets its
+    own fate in :func:`_line`. Starts anywhere from 1 to 40 below the top of the 64-bit space,
+    so some runs wrap."""
     seq = rng.choice([1, 1, 1000, (1 << 48) - 3, (1 << 64) - 40])
     packets = []
     for _ in range(n_packets):
