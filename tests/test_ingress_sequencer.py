@@ -112,49 +112,56 @@ def _line(rng: random.Random, packets, start: int, p_drop: float,
     return out
 
 
-def _entry(item: Item) -> int:
+def _entry(item: Item) -> dict:
+    """The item as the parser writes it into its FIFO (the ``Entry`` layout's fields)."""
     fields = {"item": item.kind is not ItemKind.END, "header": item.kind is ItemKind.HEADER,
-              "end": item.end, "bad": item.bad, "reason": int(item.reason), "tag": 0,
-              "seq": 0, "count": 0, "length": 0, "data": 0}
+              "end": item.end, "bad": item.bad, "reason": int(item.reason)}
     if isinstance(item.payload, PacketHeader):
         fields |= {"seq": item.payload.seq, "count": item.payload.count,
                    "data": int.from_bytes(item.payload.session, "little")}
     elif isinstance(item.payload, Msg):
         fields |= {"seq": item.payload.seq, "length": len(item.payload.data),
                    "data": int.from_bytes(item.payload.data, "little")}
-    return _pack(fields)
+    return fields
 
 
-def _pack(fields: dict) -> int:
-    value = 0
-    for name, f in Entry:
-        value |= (int(fields[name]) & ((1 << f.width) - 1)) << f.offset
-    return value
-
-
-def _event(raw: int) -> tuple:
-    """A source payload as ``(kind, line, aux, fields)``, the body decoded per kind."""
-    kind, line, aux = EventKind(raw & 0xFF), raw >> 8 & 0xFF, raw >> 16 & 0xFFFF
-    body, fields = raw >> 32, {}
+def _event(payload) -> tuple:
+    """A source payload (as ``ctx.get`` returns it) as ``(kind, line, aux, fields)``, the
+    body read through the layout of its kind; ``S`` fields as bytes, as the model has them."""
+    kind = EventKind(payload.kind)
+    body = getattr(payload.body, kind.name.lower())
+    fields = {}
     for name, code in BODY_FIELDS[kind]:
-        bits = int(code[1:]) * 8
-        v = body & ((1 << bits) - 1)
-        fields[name] = v.to_bytes(bits // 8, "little") if code[0] == "S" else v
-        body >>= bits
-    return kind, line, aux, fields
+        v = int(getattr(body, name))
+        fields[name] = v.to_bytes(int(code[1:]), "little") if code[0] == "S" else v
+    return kind, int(payload.line), int(payload.aux), fields
 
 
-def _run(rng: random.Random, n_packets: int, p_drop: float, resets: int, far: bool = False,
-         lines: tuple[list[tuple], list[tuple]] | None = None) -> ModelSequencer:
-    """Random lines (or ``lines``) through the model and the gateware; every output compared."""
-    if lines is None:
-        packets = _frames(rng, n_packets)
-        a = _line(rng, packets, 0, p_drop, far)
-        b = _line(rng, packets, rng.randint(0, 30), p_drop, far)
-    else:
-        a, b = lines
-    end = max(x[0] for x in a + b) + 20
-    reset_at = sorted(rng.sample(range(end), resets))
+def _random_lines(rng: random.Random, n_packets: int, p_drop: float,
+                  far: bool) -> tuple[list[tuple], list[tuple]]:
+    """One publisher's packets as two lines' FIFO entries, each line with its own fate."""
+    packets = _frames(rng, n_packets)
+    return (_line(rng, packets, 0, p_drop, far),
+            _line(rng, packets, rng.randint(0, 30), p_drop, far))
+
+
+def _run(rng: random.Random, n_packets: int, p_drop: float, resets: int,
+         far: bool = False) -> ModelSequencer:
+    """Random lines and ``resets`` sequence resets at random cycles, through :func:`_compare`."""
+    a, b = _random_lines(rng, n_packets, p_drop, far)
+    return _compare(a, b, set(rng.sample(range(_end(a, b)), resets)))
+
+
+def _end(a: list[tuple], b: list[tuple]) -> int:
+    """A cycle by which the sequencer has long finished with both lines."""
+    return max(x[0] for x in a + b) + 20
+
+
+def _compare(a: list[tuple], b: list[tuple], reset_at: set[int] = frozenset()
+             ) -> ModelSequencer:
+    """Lines ``a`` and ``b`` (and sequence resets in the cycles ``reset_at``) through the
+    model and the gateware; every output compared. Returns the model, stepped to the end."""
+    end = _end(a, b)
     model = ModelSequencer(a, b)
     for cycle in range(end):
         model.step(cycle)
@@ -165,6 +172,10 @@ def _run(rng: random.Random, n_packets: int, p_drop: float, resets: int, far: bo
     got_stream, got_events, got_counts = [], [], dict.fromkeys(COUNTERS, 0)
     popped_at: dict[tuple[int, int], Item] = {}   # (line, cycle): the entry popped
 
+    # Each entry packed by its layout once, not once per cycle it waits at the head.
+    payloads = [[Entry.const(_entry(item)).as_value().value for _, item, _ in arr]
+                for arr in (a, b)]
+
     async def bench(ctx):
         lines = [(dut.entries_a, dut.squashed_a, a), (dut.entries_b, dut.squashed_b, b)]
         popped = [0, 0]
@@ -173,7 +184,7 @@ def _run(rng: random.Random, n_packets: int, p_drop: float, resets: int, far: bo
                 i = popped[x]
                 here = i < len(arr) and arr[i][0] <= cycle
                 ctx.set(port.valid, here)
-                ctx.set(port.payload.as_value(), _entry(arr[i][1]) if here else 0)
+                ctx.set(port.payload.as_value(), payloads[x][i] if here else 0)
                 ctx.set(squashed, here and arr[i][2] is not None and arr[i][2] <= cycle)
             ctx.set(dut.seq_reset, cycle in reset_at)
             # Registered outputs show the previous cycle's work.
@@ -184,7 +195,7 @@ def _run(rng: random.Random, n_packets: int, p_drop: float, resets: int, far: bo
                                                       [:int(p.length)])))
             for port in (dut.ev_gap, dut.ev_session, dut.ev_eos):
                 if ctx.get(port.valid):
-                    got_events.append((cycle - 1, *_event(ctx.get(port.payload.as_value()))))
+                    got_events.append((cycle - 1, *_event(ctx.get(port.payload))))
             for name in COUNTERS:
                 got_counts[name] += ctx.get(getattr(dut, f"inc_{name}"))
             for x, (port, _, arr) in enumerate(lines):
@@ -256,11 +267,6 @@ def test_every_rule_is_reached():
     assert kinds == {EventKind.GAP, EventKind.INVALIDATE, EventKind.SESSION,
                      EventKind.END_OF_SESSION}, (kinds, WHERE)
     assert rolled == {0, 1}, (rolled, WHERE)
-
-
-def _compare(a: list[tuple], b: list[tuple]) -> ModelSequencer:
-    """:func:`_run` on given lines (no randomness)."""
-    return _run(random.Random(0), 0, 0.0, 0, lines=(a, b))
 
 
 def test_rollback_at_the_top_of_the_sequence_space():
