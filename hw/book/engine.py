@@ -34,7 +34,6 @@ one line: the shortest, ``D``, takes 21 bytes of MoldUDP64 payload, 2.6 bus beat
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -50,6 +49,7 @@ from hw.book.layouts import (
 from hw.book.params import ALL_SLOTS, DEFAULT_PARAMS, REF_BITS, AlertReason, BookParams
 from hw.events import BBO_STALE, EventKind, source_signature
 from hw.itch.decoder import DecodedItem
+from hw.lib.fifo import BlockFIFO
 from hw.lib.select import one_hot_or
 
 _BOOK_TYPES = {"A": OpKind.ADD, "F": OpKind.ADD, "E": OpKind.EXEC, "C": OpKind.EXEC_PX,
@@ -286,7 +286,7 @@ class BookEngine(wiring.Component):
         lost = Signal()        # an op was lost: queue an overflow marker next
         lost_seq = Signal(64)
 
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=OP.size, depth=p.fifo_depth)
+        m.submodules.fifo = fifo = BlockFIFO(width=OP.size, depth=p.fifo_depth)
         push = Signal()
         push_data = Signal(OP)
         push_cmd = Signal()

@@ -5,6 +5,9 @@ starts a cycle with a RAM read and a routing hop; ``SyncFIFOBuffered`` registers
 makes a write visible two cycles later. :class:`HeadRegisterFIFO` keeps the head in a register
 and lets a write into an empty queue go straight there: written at the end of cycle *t*, readable
 in cycle *t + 1* — like ``SyncFIFO`` — but from a register.
+
+:class:`BlockFIFO` is ``SyncFIFOBuffered`` cycle for cycle, with its storage where a queue that
+is wide, deep, or both belongs on an ECP5: in block RAM, and with nothing around it (below).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
@@ -80,4 +84,73 @@ class HeadRegisterFIFO(wiring.Component):
         m.d.comb += bypassed.eq(head_free & ~q.r_rdy & ~stage_valid)
         with m.If(~stage_valid | took_stage):
             m.d.sync += [stage.eq(self.w_data), stage_valid.eq(write & ~bypassed)]
+        return m
+
+
+class BlockFIFO(wiring.Component):
+    """First-word-fall-through FIFO of ``depth`` entries: ``SyncFIFOBuffered``'s ports and
+    timing (a write into an empty FIFO is readable two cycles later; ``level`` counts the
+    entry on ``r_data`` too), stored in block RAM.
+
+    Why not ``SyncFIFOBuffered`` itself: its storage has a synchronous read port, which
+    Amaranth emits with read-old-data on a same-address write. A DP16KD does not define that
+    case between its two ports, so Yosys builds it in logic: a register of the write data, a
+    register of the address compare and a multiplexer, as wide as the FIFO (in the 8-slot core
+    1,093 flip-flops and 495 LUT4 beside the C2H FIFO alone). A FIFO never reads the row it
+    writes in the same cycle (the read of an empty FIFO's only row is not enabled), so here the
+    read is asynchronous into an explicit output register, and the memory says ``no_rw_check``:
+    Yosys folds the register into the RAM and adds nothing. ``ram_style = "block"`` makes that
+    RAM a block RAM even when the FIFO is shallow, where Yosys would otherwise pick distributed
+    RAM: on this device logic is the scarce resource, block RAM is not (the event collector's
+    twelve 8-deep source FIFOs took 650 TRELLIS_DPR16X4, about 2,600 of the logic cells).
+    In simulation the asynchronous read plus register reads the old row, as a synchronous
+    port would, so the model and the netlist differ only in a case that never occurs.
+    """
+
+    def __init__(self, width: int, depth: int):
+        if depth < 2:
+            raise ValueError("depth must be at least 2 (one row of RAM and the output register)")
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows = self.depth - 1          # the output register holds the last entry
+        m.submodules.storage = mem = Memory(
+            shape=self.width, depth=rows, init=[],
+            attrs={"ram_style": "block", "no_rw_check": 1})
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        produce = Signal(range(rows))
+        consume = Signal(range(rows))
+        stored = Signal(range(rows + 1))   # entries in the RAM (not the output register)
+
+        def incr(ptr):
+            return Mux(ptr == rows - 1, 0, ptr + 1)
+
+        write = Signal()
+        load = Signal()    # the RAM's head moves into the output register at this edge
+        m.d.comb += [
+            self.w_rdy.eq(stored != rows),
+            write.eq(self.w_en & self.w_rdy),
+            load.eq((stored != 0) & (~self.r_rdy | self.r_en)),
+            wr.addr.eq(produce), wr.data.eq(self.w_data), wr.en.eq(write),
+            rd.addr.eq(consume),
+            self.level.eq(stored + self.r_rdy),
+        ]
+        with m.If(write):
+            m.d.sync += produce.eq(incr(produce))
+        with m.If(load):
+            m.d.sync += [consume.eq(incr(consume)), self.r_data.eq(rd.data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        with m.If(write & ~load):
+            m.d.sync += stored.eq(stored + 1)
+        with m.Elif(load & ~write):
+            m.d.sync += stored.eq(stored - 1)
         return m

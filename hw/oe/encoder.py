@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.lib.fifo import BlockFIFO
 from hw.oe.tokens import NUMBER_BITS, SOURCE_LETTERS
 from hw.risk.params import DEFAULT_RISK, OrderKind, Reason, RiskParams, Side, Source, order_layout
 from proto import ouch
@@ -123,7 +123,7 @@ class OrderEncoder(wiring.Component):
         m.d.comb += [n_wr.addr.eq(self.name_slot), n_wr.data.eq(self.name_value),
                      n_wr.en.eq(self.name_write)]
 
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=ORDER.size, depth=self.depth)
+        m.submodules.fifo = fifo = BlockFIFO(width=ORDER.size, depth=self.depth)
         v = self.verdicts
         take = Signal()
         bypass = Signal()       # the verdict's order starts its packet now, past the FIFO

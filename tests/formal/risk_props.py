@@ -225,8 +225,8 @@ class RiskProps(wiring.Component):
         accepts an order (new or cancel) writes one at the end of its cycle, a free
         ``egress_read`` takes one out whenever there is one (any pattern of TX backpressure
         and packet lengths), and ``egress_space`` is its free entries — ``OrderEncoder.space``
-        (depth - level) as hw/core.py wires it. As in ``SyncFIFOBuffered``, a write to a full
-        queue is lost even when an entry leaves in the same cycle."""
+        (depth - level) as hw/core.py wires it. As in the encoder's ``BlockFIFO``, a write to a
+        full queue is lost even when an entry leaves in the same cycle."""
         d = self.egress_depth
         v = gate.verdicts
         level = Signal(range(d + 1), name="h_egress_level")
