@@ -48,6 +48,7 @@ from collections.abc import Collection, Sequence
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.events import BODY, RECORD, EventKind, body_bits, source_signature
@@ -76,24 +77,26 @@ class EventCollector(wiring.Component):
     iff the entry is read less than ``2**T`` cycles after it was written, and the wait is
     bounded by construction:
 
-    * an entry written at the end of cycle *t* is in the FIFO's block RAM in *t* + 1 and on
-      its output register, readable, from *t* + 2 at the latest (earlier if entries are
-      ahead of it); it has at most ``source_depth - 1`` entries ahead of it (a full FIFO
-      takes nothing), and a read refills the output register at once, so from *t* + 2 the
-      FIFO stays readable until the entry has left;
+    * an entry is readable the cycle after it is written (``SyncFIFO`` reads combinationally)
+      and has at most ``source_depth - 1`` entries ahead of it (a full FIFO takes nothing);
     * the collector never waits: every cycle in which some source FIFO is non-empty it reads
       one of them, whether or not the C2H FIFO has room (a record the ring cannot take is
       dropped after taking its sequence number);
     * the round-robin starts after the source it served last, so a source that stays non-empty
       is served at least once every ``n_sources`` cycles.
 
-    So the entry leaves its FIFO within ``1 + source_depth * n_sources`` cycles of being
-    written (each of the at most ``source_depth`` reads it waits for, its own included, comes
-    within ``n_sources`` cycles of the previous one, the first within ``n_sources`` of
-    *t* + 2), and ``T`` is the fewest bits with ``2**T > 1 + source_depth * n_sources``: 7 for
-    the core's 12 sources of depth 8 (97 < 128). The source FIFOs are block RAM
-    (:class:`~hw.lib.fifo.BlockFIFO`): as distributed RAM the twelve of them took 650
-    TRELLIS_DPR16X4, about 2,600 logic cells of the 8-slot core, for 8 entries each.
+    So the entry leaves its FIFO within ``source_depth * n_sources`` cycles of being written
+    (each of the at most ``source_depth`` reads it waits for, its own included, comes within
+    ``n_sources`` cycles of the previous one), and ``T`` is the fewest bits with
+    ``2**T > source_depth * n_sources``: 7 for the core's 12 sources of depth 8 (96 < 128).
+
+    Why the source FIFOs are distributed RAM (``SyncFIFO``) and the C2H FIFO block RAM
+    (:class:`~hw.lib.fifo.BlockFIFO`): the source FIFOs are where the pick's multiplexer
+    reads, about 2,600 bits wide in the core. In distributed RAM they sit beside it. In block
+    RAM (tried on f8de9f8: 650 TRELLIS_DPR16X4 fewer, the 8-slot core placed at 67% instead
+    of 71%) every one of those bits comes from a DP16KD site across the die, and router2 was
+    still at 22,000–24,000 overused wires after 9 iterations where the distributed-RAM core
+    is far below (docs/BENCHMARKS.md).
     Adding a way for the collector to stall (back-pressure from the C2H FIFO, say) breaks the
     bound and has to widen ``T`` with it.
 
@@ -116,7 +119,7 @@ class EventCollector(wiring.Component):
         self.depth = depth
         self.source_depth = source_depth
         #: Longest an entry waits in its source FIFO, in cycles (class docstring).
-        self.max_wait = 1 + source_depth * n
+        self.max_wait = source_depth * n
         #: Timestamp bits a source FIFO stores: the fewest that tell every wait apart.
         self.stamp_bits = self.max_wait.bit_length()
         assert self.max_wait < 1 << self.stamp_bits
@@ -145,7 +148,7 @@ class EventCollector(wiring.Component):
         for i in range(n):
             src = getattr(self, f"src{i}")
             bits = body_bits(*self.kinds[i])
-            f = BlockFIFO(width=head.size + bits, depth=self.source_depth)
+            f = SyncFIFO(width=head.size + bits, depth=self.source_depth)
             m.submodules[f"src_fifo{i}"] = f
             fifos.append(f)
             declared = any_of(src.payload.kind == k for k in self.kinds[i])

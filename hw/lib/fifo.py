@@ -101,8 +101,9 @@ class BlockFIFO(wiring.Component):
     read is asynchronous into an explicit output register, and the memory says ``no_rw_check``:
     Yosys folds the register into the RAM and adds nothing. ``ram_style = "block"`` makes that
     RAM a block RAM even when the FIFO is shallow, where Yosys would otherwise pick distributed
-    RAM: on this device logic is the scarce resource, block RAM is not (the event collector's
-    twelve 8-deep source FIFOs took 650 TRELLIS_DPR16X4, about 2,600 of the logic cells).
+    RAM: on this device logic is the scarce resource, block RAM is not. But a block RAM has a
+    fixed site, so a FIFO whose reader is a wide multiplexer of many FIFOs is better left in
+    distributed RAM next to it (the event collector's source FIFOs: :mod:`hw.eventq`).
     In simulation the asynchronous read plus register reads the old row, as a synchronous
     port would, so the model and the netlist differ only in a case that never occurs.
     """
