@@ -27,14 +27,14 @@ from sim.model.risk import LATENCY as GATE_LATENCY
 from tools.bench import BenchResult
 
 CMD = ".venv/bin/python tools/bench/run.py trade"
-FMAX_NOTE = ("cycles / the routed ECP5 Fmax of the whole core, which so far routes only with a "
-             "2-slot book (bitstreams/core-scan-2slot, b4c8d0e, seed 4; the 8-slot core does "
-             "not route yet)")
-#: The routed ECP5 figure of the whole core: 2-slot book, in the scan shell, ``make synth``'s
-#: flow with ``--arg slots=2`` and nextpnr ``--seed 4`` on b4c8d0e (bitstreams/README.md;
-#: docs/BENCHMARKS.md, "Where router2 runs out of wires"). The latency in cycles does not
-#: depend on the slot count.
-ECP5_FMAX_MHZ = 28.80
+FMAX_NOTE = ("cycles / the routed ECP5 Fmax of the whole core with a 4-slot book "
+             "(bitstreams/core-scan-4slot, ce5a8cc, seed 1; the 8-slot core does not route "
+             "yet)")
+#: The routed ECP5 figure of the whole core: 4-slot book, in the scan shell,
+#: ``python tools/bitstream.py build core-scan-4slot --arg slots=4 --seed 1`` on ce5a8cc
+#: (bitstreams/README.md; docs/BENCHMARKS.md, "The 4-slot core routes"). The latency in cycles
+#: does not depend on the slot count.
+ECP5_FMAX_MHZ = 27.51
 
 
 def tick_to_trade() -> list[BenchResult]:
