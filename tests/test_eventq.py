@@ -3,11 +3,12 @@
 
 The collector is where events are lost by design (a full source FIFO, a full C2H ring, an
 undeclared kind), so the core-level tests, which only see the records that made it to the host,
-cannot tell whether the loss was the right loss. Here a model of the source FIFOs (``SyncFIFO``),
-the round-robin and the C2H FIFO (``BlockFIFO``: ``SyncFIFOBuffered``'s timing) predicts
-every beat, every counter increment and so every lost event; on top, checks that do not depend
-on the model: each record is an event that was raised, once, in order per source, with holes in
-``seq`` only for records the ring could not take, and the counters add up.
+cannot tell whether the loss was the right loss. Here a model of the source FIFOs
+(``SyncFIFO``), the round-robin, the register after the pick and the C2H FIFO (``BlockFIFO``:
+``SyncFIFOBuffered``'s timing) predicts every beat, every counter increment and so every lost
+event; on top, checks that do not depend on the model: each record is an event that was
+raised, once, in order per source, with holes in ``seq`` only for records the ring could not
+take, and the counters add up.
 
 ``time`` is driven as what the collector requires it to be, a free-running cycle counter (from
 a random start, so the source FIFOs' truncated timestamps wrap all the time), and the model
@@ -57,6 +58,7 @@ class Model:
         self.n, self.depth, self.source_depth = len(kinds), depth, source_depth
         self.fifos: list[deque[Event]] = [deque() for _ in kinds]
         self.last = 0                   # last source served
+        self.stage: tuple | None = None     # the pick's register: written the next cycle
         self.ram: deque[tuple] = deque()    # C2H FIFO: depth - 1 entries of RAM ...
         self.out: tuple | None = None       # ... behind the output register
         self.seq = 0
@@ -95,15 +97,17 @@ class Model:
             self.out = self.ram.popleft()
         elif tready:
             self.out = None
+        if self.stage is not None:          # last cycle's pick reaches the C2H FIFO
+            if ram_rdy:
+                self.ram.append(self.stage)
+            else:
+                lost += 1
+                self.ring_lost.append(self.stage[0])
+            self.stage = None
         if pick is not None:
             ev = self.fifos[pick].popleft()
             self.max_wait = max(self.max_wait, (time - ev.time) % (1 << 64))
-            rec = self.record(self.seq, ev)
-            if ram_rdy:
-                self.ram.append(rec)
-            else:
-                lost += 1
-                self.ring_lost.append(self.seq)
+            self.stage = self.record(self.seq, ev)
             self.seq += 1
             self.last = pick
             self.picks.append(pick)
@@ -112,7 +116,8 @@ class Model:
         return raised, lost, undeclared
 
     def empty(self) -> bool:
-        return self.out is None and not self.ram and not any(self.fifos)
+        return (self.out is None and self.stage is None and not self.ram
+                and not any(self.fifos))
 
 
 class Script:
