@@ -20,7 +20,7 @@ manifest records it with everything else ``host/bitstream.py`` checks::
     python tools/bitstream.py pack WORKDIR NAME --rev REV [--arg slots=2] [--seed 2]
                                    [--command CMD ...]
 
-``make bitstream`` is ``build core-scan-4slot --arg slots=4 --seed 1``.
+``make bitstream`` is ``build core-scan-4slot --arg slots=4 --seed 2``.
 
 (The first line tells Amaranth that a core built here and not elaborated is intended: the
 manifest reads its identity block and book parameters from the object.)

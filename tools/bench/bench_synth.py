@@ -57,8 +57,8 @@ FIT_BOOK = dict(slots=8, ways=4, orders=4096, window=256)
 #: does not converge at 8 slots (its overuse stalls at about 900 wires); at 2 slots it routes
 #: with ``--seed 2`` on f2f4033 (25.29 MHz), ``--seed 3`` on 7e3de42 (25.99 MHz) and
 #: ``--seed 4`` on b4c8d0e (28.80 MHz), at 4 slots with ``--seed 1`` on ce5a8cc (27.51 MHz)
-#: and e443e76 (28.15 MHz), and stalled with seeds 1 and 2 on other netlists
-#: (docs/BENCHMARKS.md, "Where router2 runs out of wires"; ``--heatmap`` and
+#: and ``--seed 2`` on e443e76 (30.87 MHz; seed 1 28.15), and stalled with seeds 1 and 2 on
+#: other netlists (docs/BENCHMARKS.md, "Where router2 runs out of wires"; ``--heatmap`` and
 #: ``tools/congestion.py`` say whose). The target does not matter to the static placer or to
 #: router2 here: at ``--freq 25`` the 2-slot run was the same, wire for wire.
 CORE_FLOW = dict(widelut=False, router="router2", placer="static", freq_mhz=60.0, shell=True)
