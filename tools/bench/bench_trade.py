@@ -16,8 +16,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from host.bitstream import MANIFEST, load_manifest
 from hw.events import decode
 from hw.oe.tokens import format_token
 from hw.risk.params import Reason, Side, Source
@@ -27,14 +30,21 @@ from sim.model.risk import LATENCY as GATE_LATENCY
 from tools.bench import BenchResult
 
 CMD = ".venv/bin/python tools/bench/run.py trade"
-FMAX_NOTE = ("cycles / the routed ECP5 Fmax of the whole core with a 4-slot book "
-             "(bitstreams/core-scan-4slot, e443e76, seed 2; the 8-slot core does not route "
-             "yet)")
-#: The routed ECP5 figure of the whole core: 4-slot book, in the scan shell,
-#: ``python tools/bitstream.py build core-scan-4slot --arg slots=4 --seed 2`` on e443e76
-#: (bitstreams/README.md; docs/BENCHMARKS.md, "The 4-slot core routes"). The latency in cycles
-#: does not depend on the slot count.
-ECP5_FMAX_MHZ = 30.87
+#: The bitstream whose routed Fmax converts cycles to nanoseconds: the whole core with a
+#: 4-slot book in the scan shell (bitstreams/README.md; the 8-slot core does not route yet).
+#: Its manifest is the one place the figure lives; the latency in cycles does not depend on
+#: the slot count.
+FMAX_BITSTREAM = Path(__file__).resolve().parents[2] / "bitstreams" / "core-scan-4slot"
+
+
+def ecp5_fmax() -> tuple[float, str]:
+    """The routed Fmax in MHz of :data:`FMAX_BITSTREAM`, and the note saying where it is from."""
+    m = load_manifest(FMAX_BITSTREAM / MANIFEST).data
+    fmax = m["timing"]["fmax_mhz"]
+    note = (f"cycles / the routed ECP5 Fmax of the whole core with a {m['design']['book']['slots']}"
+            f"-slot book (bitstreams/{m['name']}, {m['source']['git_rev'][:7]}, seed "
+            f"{m['timing']['seed']}; the 8-slot core does not route yet)")
+    return fmax, note
 
 
 def tick_to_trade() -> list[BenchResult]:
@@ -107,6 +117,7 @@ def tick_to_trade() -> list[BenchResult]:
              "of the OUCH order's first byte; histogram "
              + ", ".join(f"{int(k)}: {int(v):,}" for k, v in hist.items()))
     lo, hi = min(t2t), max(t2t)
+    fmax, fmax_note = ecp5_fmax()
     alone_hist = dict(sorted(zip(*np.unique(alone, return_counts=True), strict=True)))
     alone_notes = (f"the {len(alone):,} of those orders whose verdict found TX idle (the "
                    "others waited behind another order's packet: a packet is 7 beats); "
@@ -117,10 +128,8 @@ def tick_to_trade() -> list[BenchResult]:
         BenchResult("tick-to-trade, TX idle, max", max(alone), "cycles", CMD, alone_notes),
         BenchResult("tick-to-trade, min", lo, "cycles", CMD, notes),
         BenchResult("tick-to-trade, max", hi, "cycles", CMD, notes),
-        BenchResult(f"tick-to-trade, min at {ECP5_FMAX_MHZ} MHz", lo * 1e3 / ECP5_FMAX_MHZ,
-                    "ns", CMD, FMAX_NOTE),
-        BenchResult(f"tick-to-trade, max at {ECP5_FMAX_MHZ} MHz", hi * 1e3 / ECP5_FMAX_MHZ,
-                    "ns", CMD, FMAX_NOTE),
+        BenchResult(f"tick-to-trade, min at {fmax} MHz", lo * 1e3 / fmax, "ns", CMD, fmax_note),
+        BenchResult(f"tick-to-trade, max at {fmax} MHz", hi * 1e3 / fmax, "ns", CMD, fmax_note),
         BenchResult("tick-to-trade, min at 322 MHz", lo * 1e3 / 322, "ns", CMD,
                     "cycles / 322 MHz (a 25G MAC clock)"),
         BenchResult("tick-to-trade, max at 322 MHz", hi * 1e3 / 322, "ns", CMD,
