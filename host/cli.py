@@ -203,12 +203,17 @@ def _parse_feeds(values: tuple[str, ...]) -> list[FeedAddress]:
               help="Write the order-entry session (card egress and exchange replies) as a "
                    "pcap of Ethernet/IPv4/TCP frames.")
 @click.option("--firm", default="WSPD", show_default=True, help="OUCH firm (1-4 characters).")
+@click.option("--exchange-rtt-us", type=click.FloatRange(min=0.01), default=10.0,
+              show_default=True,
+              help="Exchange round trip: from an order's last byte on TX to the exchange's "
+                   "answer on the order-entry port, in microseconds (at 156.25 MHz).")
 @click.option("--trace", type=click.Path(dir_okay=False), help="Dump an FST waveform here.")
 def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None,
            session: str, as_json: bool, events_out: Path | None, tap: bool,
            symbols: str | None, bbo_out: Path | None, trades_out: Path | None,
            limits: Path | None, triggers: Path | None, orders_out: Path | None,
-           tx_pcap: Path | None, firm: str, trace: str | None) -> None:
+           tx_pcap: Path | None, firm: str, exchange_rtt_us: float,
+           trace: str | None) -> None:
     """Replay PATH (pcap/pcapng of Ethernet frames, or a NASDAQ day file) through the card."""
     from host import replay as rp
     feed_list = _parse_feeds(feeds) or [rp.DEFAULT_FEED]
@@ -287,9 +292,10 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
                            trades_out=open_out(trades_out))
         loop = None
         if trading:
-            from host.orders import OrderLoop
+            from host.orders import STOP_KINDS, OrderLoop
             loop = OrderLoop(card, sim, symbol_list, orders_out=open_out(orders_out),
-                             tx_pcap=tx_pcap, triggers=trigger_cfg)
+                             tx_pcap=tx_pcap, triggers=trigger_cfg,
+                             rtt_ns=round(exchange_rtt_us * 1000))
 
         def on_records(records) -> None:
             if raw_out is not None:
@@ -298,12 +304,12 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
             if loop is not None:
                 loop(records)
         try:
+            # With the exchange in the loop the replay stops at every order the card sends
+            # and every verdict: the loop answers for the exchange and re-arms triggers.
             result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
                                on_records=on_records,
-                               after_chunk=loop.exchange_round if loop else None,
-                               # The exchange's replies reach the card between chunks:
-                               # small chunks keep the round trip short.
-                               chunk=rp.TRADING_CHUNK_FRAMES if loop else rp.CHUNK_FRAMES)
+                               on_stop=loop.exchange_round if loop else None,
+                               stop_kinds=STOP_KINDS if loop else ())
         except ValueError as e:
             raise click.ClickException(f"bad input: {e}") from None
         finally:

@@ -84,7 +84,8 @@ class TriggerConfig:
     price: int        # ITCH units
     shares: int
     tif: int = 0
-    #: The host re-arms it after it fired (between replay chunks); the card's trigger itself
+    #: The host re-arms it when the verdict of the order it fired reaches the host (a replay
+    #: stops there: host/orders.py); the card's trigger itself
     #: is always one-shot.
     rearm: bool = False
 

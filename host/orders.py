@@ -7,11 +7,15 @@ and fills them against the book, and its execution reports go back into the card
 order-entry receive port, where they move positions.
 
 The host plays the TCP engine: it logs in to the exchange before the replay, carries the
-card's TX bytes to the exchange and the exchange's bytes back. It does so between replay
-chunks, so an order's reports reach the card one chunk after the order (the gate counts the
-order as open until then, which is conservative). The exchange fills an immediate-or-cancel
-order against the card's own BBO at the cycle the order's first byte left — the book the
-card saw, which is the replayed feed.
+card's TX bytes to the exchange and the exchange's bytes back. The replay stops at the cycle
+each TX packet's last beat leaves (:func:`host.replay.replay`, ``on_stop``), and the
+exchange's answer reaches the card's order-entry port exactly ``rtt_cycles`` after that beat:
+a fixed round trip, so where a fill lands does not depend on how the replay is cut into
+chunks (the gate counts the order as open until then, which is conservative). The exchange
+fills an immediate-or-cancel order against the card's own BBO at the cycle the order's first
+byte left — the book the card saw, which is the replayed feed. The host re-arms a fired
+trigger at the cycle its verdict reaches the host (the replay stops there too,
+:data:`STOP_KINDS`).
 """
 
 from __future__ import annotations
@@ -37,8 +41,12 @@ ORDERS_HEADER = ("cycle", "source", "token", "symbol", "kind", "side", "shares",
                  "tif", "verdict", "reason")
 USERNAME, PASSWORD = "WIRE", "SPEED"
 CLOCK_HZ = 156.25e6
-#: Cycles from the end of a chunk to the exchange's bytes reaching the card.
-RETURN_DELAY = 64
+#: Round trip from an order's last byte on TX to the first byte of the exchange's answer on
+#: order-entry RX (a co-located gateway answers in tens of microseconds; a replay can say).
+EXCHANGE_RTT_NS = 10_000
+#: Records the replay stops at for the order loop (besides every TX packet): verdicts, where a
+#: fired trigger is re-armed.
+STOP_KINDS = (EventKind.VERDICT,)
 
 _VERDICT = body_dtype(EventKind.VERDICT)
 _BBO = body_dtype(EventKind.BBO)
@@ -46,13 +54,17 @@ _BBO = body_dtype(EventKind.BBO)
 
 class OrderLoop:
     """Feed it every batch of event records (``__call__``) and call :meth:`exchange_round`
-    after each replay chunk."""
+    at each stop of the replay (``replay(on_stop=loop.exchange_round,
+    stop_kinds=STOP_KINDS)``)."""
 
     def __init__(self, card, sim, symbols: Sequence[str], *, orders_out: TextIO | None = None,
                  triggers: dict | None = None,
                  tx_pcap: Path | None = None, keep_tx: bool = False,
-                 start_ns: int = (9 * 3600 + 30 * 60) * 10**9):
+                 start_ns: int = (9 * 3600 + 30 * 60) * 10**9,
+                 rtt_ns: int = EXCHANGE_RTT_NS):
         self.card, self.sim = card, sim
+        #: Cycles from a TX packet's last beat to the exchange's answer on OE RX (at least 1).
+        self.rtt_cycles = max(1, round(rtt_ns * CLOCK_HZ / 1e9))
         self.symbols = list(symbols)
         self._csv = csv.writer(orders_out, lineterminator="\n") if orders_out else None
         if self._csv:
@@ -74,6 +86,8 @@ class OrderLoop:
             card.arm_trigger(slot, trig)
         #: Every TX packet (first cycle, last cycle, bytes) when ``keep_tx`` (tests).
         self.all_tx: list[tuple[int, int, bytes]] | None = [] if keep_tx else None
+        #: Every answer of the exchange to a TX packet (cycle it was due, bytes), ``keep_tx``.
+        self.all_replies: list[tuple[int, bytes]] | None = [] if keep_tx else None
         self.tx_first_cycles: dict[str, int] = {}     # token -> cycle of its first TX byte
         #: token -> cycle of the BBO event that fired the trigger (accepted trigger orders)
         self.fired_by: dict[str, int] = {}
@@ -131,19 +145,22 @@ class OrderLoop:
                                                     strict=True)
                                  if s < len(self.symbols)]
 
-    # -- between chunks ------------------------------------------------------------------
+    # -- at a stop -----------------------------------------------------------------------
     def exchange_round(self) -> bool:
         """Carry the card's TX packets to the exchange (in cycle order, each against the BBO
-        the card had raised by then) and the exchange's replies back to the card. True when
-        something was carried (so another round may be needed)."""
+        the card had raised by then) and each packet's reply back to the card,
+        :attr:`rtt_cycles` after the packet's last beat (or now, if that is past: a caller
+        that did not stop at the packet); re-arm fired triggers. True when something was
+        carried."""
         packets = self.sim.tx_packets()
         if self.all_tx is not None:
             self.all_tx += packets
         bbos = sorted(self._bbo_events, key=lambda e: e[0])
         self._bbo_events = []
         bi = 0
-        replies = []
-        for first, _last, data in packets:
+        replies: list[bytes] = []
+        reply_at: list[int] = []
+        for first, last, data in packets:
             while bi < len(bbos) and bbos[bi][0] <= first:
                 self.bbo[self.symbols[bbos[bi][1]]] = bbos[bi][2]
                 bi += 1
@@ -160,12 +177,13 @@ class OrderLoop:
                     self._capture(self.tcp.server_send(reply), ns)
             if reply:
                 replies.append(reply)
+                reply_at.append(max(last + self.rtt_cycles, self.sim.cycle))
         for _, slot, bbo in bbos[bi:]:
             self.bbo[self.symbols[slot]] = bbo
         if replies:
-            self.sim.send_oe_rx([b"".join(replies)],
-                                not_before=np.array([self.sim.cycle + RETURN_DELAY],
-                                                    dtype=np.uint64))
+            self.sim.send_oe_rx(replies, not_before=np.array(reply_at, dtype=np.uint64))
+            if self.all_replies is not None:
+                self.all_replies += zip(reply_at, replies, strict=True)
         if self.rearm:
             armed = self.card.armed()
             for slot, trig in self.rearm.items():

@@ -35,9 +35,8 @@ from sim.feed.pcap import Frame, dayfile_to_frames, read_frames
 
 DEFAULT_FEED = FeedAddress("233.54.12.1", 26477)
 DEFAULT_SESSION = "WIRESPEED1"
+#: Frames queued in the harness ahead of the simulation (a replay's memory, not its timing).
 CHUNK_FRAMES = 4096
-#: Chunks of a replay with the exchange in the loop (its replies arrive between chunks).
-TRADING_CHUNK_FRAMES = 32
 
 _PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                 b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"}
@@ -132,20 +131,31 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
            *, chunk: int = CHUNK_FRAMES, keep_records: bool = False,
            progress: Callable[[int], None] | None = None,
            on_records: Callable[[np.ndarray], None] | None = None,
-           after_chunk: Callable[[], bool] | None = None) -> ReplayResult:
+           on_stop: Callable[[], object] | None = None,
+           stop_kinds: Iterable[int] = ()) -> ReplayResult:
     """Drive the frames through ``sim`` (a :class:`host.backends.sim.SimCard`) behind ``card``.
 
     The card must already be configured (feeds, events, subscriptions). Counters are read at
     the end; event records are tallied by kind (and kept when ``keep_records``).
 
-    ``on_records`` sees every batch of event records as it is drained (once per chunk of
-    frames, in card order): outputs such as the BBO CSV are written as the replay goes, so a
-    day's records (a few hundred thousand BBO events for 1M messages) are never all held
+    Every frame's start cycle comes from one :class:`Scheduler` counted from the replay's first
+    cycle, and frames are queued a chunk ahead of the simulation, so the line never runs dry
+    between chunks: ``chunk`` only bounds how many frames wait in the harness, and what the
+    card sees, cycle for cycle, does not depend on it (``tests/test_core_orders.py`` replays
+    with two chunk sizes). It must be large enough that a chunk's frames span more cycles than
+    ``on_stop`` spends on the card's registers (the default spans tens of thousands).
+
+    ``on_records`` sees every batch of event records as it is drained (at each stop and after
+    each chunk, in card order): outputs such as the BBO CSV are written as the replay goes, so
+    a day's records (a few hundred thousand BBO events for 1M messages) are never all held
     just to be written out. Prefer it to ``keep_records`` for anything day-sized.
 
-    ``after_chunk`` runs after each chunk is simulated and drained (the order loop carries
-    TX bytes to the exchange and its replies back there); once the feed is exhausted it is
-    called, with the harness run in between, until it returns False (nothing in flight)."""
+    ``on_stop`` makes the replay event-driven: the harness stops after the cycle of every TX
+    packet's last beat and of every record of ``stop_kinds``, the records are drained, and
+    ``on_stop`` runs there, at that cycle, with the rest of the feed still queued where it was
+    scheduled (the order loop hands the packet to the exchange and schedules its reply; the
+    host re-arms a trigger whose verdict came). After the feed, the replay runs until nothing
+    is queued and the card has gone quiet, stopping the same way."""
     tagged_a = ((f, 0) for f in frames_a)
     streams = [tagged_a]
     if frames_b is not None:
@@ -157,6 +167,9 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
     kinds: Counter[str] = Counter()
     kept: list[np.ndarray] | None = [] if keep_records else None
     sent = [0, 0]
+    stop = on_stop is not None
+    if stop:
+        sim.stop_on(tx_packet=True, record_kinds=stop_kinds)
 
     def drain() -> None:
         records = card.events()
@@ -165,11 +178,19 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
             if on_records is not None:
                 on_records(records)
 
-    t0 = time.perf_counter()
-    while True:
-        batch = list(itertools.islice(merged, chunk))
-        if not batch:
-            break
+    def run(max_cycles: int | None = None) -> None:
+        """Run for ``max_cycles`` (or until everything is sent and quiet), stopping on the
+        way for every event ``on_stop`` answers."""
+        until = None if max_cycles is None else sim.cycle + max_cycles
+        while until is None or sim.cycle < until:
+            sim.run(None if until is None else until - sim.cycle, stop=stop)
+            if not (stop and sim.stopped):
+                return
+            drain()
+            on_stop()
+
+    def queue(batch: list[tuple[Frame, int]]) -> int:
+        """Queue a chunk's frames at their scheduled cycles; the last one's start cycle."""
         per_line: list[list[bytes]] = [[], []]
         when: list[list[int]] = [[], []]
         for frame, line in batch:
@@ -179,20 +200,24 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
             if per_line[line]:
                 sim.send(line, per_line[line], not_before=np.array(when[line], dtype=np.uint64))
                 sent[line] += len(per_line[line])
-        sim.run()
+        return max(max(w) for w in when if w)
+
+    t0 = time.perf_counter()
+    batch = list(itertools.islice(merged, chunk))
+    last = queue(batch) if batch else 0
+    while batch:
+        following = list(itertools.islice(merged, chunk))
+        horizon = last
+        if following:
+            last = queue(following)
+        # Up to the last start of this chunk: the next one is queued behind it.
+        run(horizon - sim.cycle)
         drain()
-        if after_chunk is not None:
-            after_chunk()
-        # Later chunks start where the schedule stands, relative to the drained harness.
-        base = sim.cycle - sched.prev_start
         if progress:
             progress(len(batch))
+        batch = following
+    run()
     drain()
-    for _ in range(16):        # settle: replies in flight, the orders they cause
-        if after_chunk is None or not after_chunk():
-            break
-        sim.run()
-        drain()
     counters = card.counters()
     wall = time.perf_counter() - t0
     return ReplayResult(

@@ -17,8 +17,9 @@ import random
 import numpy as np
 from nasdaq_protocols import soup as nq
 
+from host.card import Card
 from host.config import GlobalLimits, LimitsConfig, SymbolLimits, TriggerConfig
-from host.orders import OrderLoop
+from host.orders import STOP_KINDS, OrderLoop
 from host.replay import DEFAULT_FEED, replay
 from hw import h2c
 from hw.events import EventKind, body_dtype
@@ -61,7 +62,8 @@ def test_triggered_day_closes_the_loop(card) -> None:
                                     end_of_session=True))
     loop = OrderLoop(card, sim, SYMBOLS, keep_tx=True)
 
-    # Arm every symbol at a price the day will cross, and re-arm after each chunk.
+    # Arm every symbol at a price the day will cross, and again at every stop of the replay
+    # (each TX packet, each verdict).
     def arm_all() -> None:
         for slot in range(len(SYMBOLS)):
             state = card.slot(slot)
@@ -71,10 +73,9 @@ def test_triggered_day_closes_the_loop(card) -> None:
             if px:
                 card.arm_trigger(slot, TriggerConfig(side, px, rng.choice([100, 300, 600])))
 
-    def after_chunk() -> bool:
-        more = loop.exchange_round()
+    def on_stop() -> None:
+        loop.exchange_round()
         arm_all()
-        return more
 
     kept: list[np.ndarray] = []
 
@@ -82,8 +83,12 @@ def test_triggered_day_closes_the_loop(card) -> None:
         kept.append(r)
         loop(r)
 
-    res = replay(card, sim, frames, frames, chunk=64, on_records=on_records,
-                 after_chunk=after_chunk)
+    # The first frames build the books; then every symbol is armed, and re-armed at each stop.
+    warm = len(frames) // 10
+    replay(card, sim, frames[:warm], frames[:warm], on_records=on_records)
+    arm_all()
+    res = replay(card, sim, frames[warm:], frames[warm:], chunk=64, on_records=on_records,
+                 on_stop=on_stop, stop_kinds=STOP_KINDS)
     records = np.concatenate(kept)
     c = res.counters
     v, body = _verdicts(records)
@@ -119,6 +124,61 @@ def test_triggered_day_closes_the_loop(card) -> None:
             f"{loop.exchange.positions.get(sym, 0)}")
         assert st["open_buy"] == st["open_sell"] == 0, f"{WHERE}: {sym} still open: {st}"
     assert card.risk_state(0)["open_orders"] == 0, WHERE
+
+
+def _trading_replay(card, frames, chunk: int) -> dict:
+    """Replay ``frames`` on both lines with triggers the host re-arms (``rearm``), the
+    exchange in the loop; what the card did, cycle by cycle."""
+    sim = card.backend
+    lim = SymbolLimits(enable=True, max_shares=1_000, max_notional=10**14, max_long=900,
+                       max_short=900)
+    _configure(card, LimitsConfig(GlobalLimits(max_open=20), {i: lim for i in range(8)}))
+    triggers = {i: TriggerConfig(Side.BUY if i % 2 else Side.SELL,
+                                 (1 << 32) - 1 if i % 2 else 1, 100 + 100 * (i % 3),
+                                 rearm=True) for i in range(len(SYMBOLS))}
+    loop = OrderLoop(card, sim, SYMBOLS, keep_tx=True, triggers=triggers)
+    kept: list[np.ndarray] = []
+
+    def on_records(r: np.ndarray) -> None:
+        kept.append(r)
+        loop(r)
+
+    replay(card, sim, frames, frames, chunk=chunk, on_records=on_records,
+           on_stop=loop.exchange_round, stop_kinds=STOP_KINDS)
+    v, _ = _verdicts(np.concatenate(kept))
+    return {"verdicts": v.tobytes(), "tx": list(loop.all_tx or []),
+            "replies": list(loop.all_replies or []),
+            "oe_rx": sim.oe_rx_start_cycles().tolist(), "rtt": loop.rtt_cycles,
+            "fills": list(loop.exchange.fills),
+            "positions": [card.risk_state(i)["position"] for i in range(len(SYMBOLS))]}
+
+
+def test_exchange_round_trip_is_exact_and_chunk_free(card) -> None:
+    """The exchange's answer to every order reaches the card exactly ``rtt_cycles`` after the
+    order's last TX beat, and the replay's chunk size changes nothing the card does: the same
+    verdicts (cycles included), TX packets, answers and positions with 150-frame chunks as
+    with 4096 (the old replay drained the harness between chunks and re-based the schedule,
+    and the exchange answered only between chunks)."""
+    rng = random.Random(SEED)
+    day = list(generate_day(12_000, symbols=SYMBOLS, seed=rng.randrange(1 << 30)))
+    frames = list(dayfile_to_frames(iter(day), FEED_SESSION, DEFAULT_FEED,
+                                    end_of_session=True))
+    big = _trading_replay(card, frames, 4096)
+    assert len(big["tx"]) > 10 and big["fills"], f"{WHERE}: {len(big['tx'])} orders sent"
+    # oe_rx[0] is the login answer; then one answer per order, due RTT after the order's
+    # last beat, and on the port then — or right behind the answer before it (one stream).
+    due = [last + big["rtt"] for _, last, _ in big["tx"]]
+    assert [d for d, _ in big["replies"]] == due, WHERE
+    want, free = [], 0
+    for d, data in big["replies"]:
+        want.append(max(d, free))
+        free = want[-1] + -(-len(data) // 8)
+    assert big["oe_rx"][1:] == want, WHERE
+    assert sum(w == d for w, d in zip(want, due, strict=True)) > len(due) // 2, WHERE
+    card.backend.harness.reset()
+    small = _trading_replay(Card(card.backend), frames, 150)   # as the fixture: reset, Card
+    for key in big:
+        assert small[key] == big[key], f"{WHERE}: {key} differs between chunk sizes"
 
 
 def test_host_orders_on_h2c(card) -> None:

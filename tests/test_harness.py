@@ -353,6 +353,61 @@ def test_tx_packets_across_calls(harness: Harness) -> None:
     assert reassemble_tx(beats_)[0].payloads() == [loop_packet(extra, start)]
 
 
+def test_run_stops_on_events(harness: Harness) -> None:
+    """run(stop=True) ends right after each chosen event's cycle and nowhere else: each TX
+    packet's last beat, each record of a chosen kind; other kinds and stop=False run on."""
+    h = harness
+    rng = np.random.default_rng(5)
+    records = [h2c_record(rng, int(rng.integers(1, 64))) for _ in range(12)]
+    h.stop_on(tx_packet=True)
+    h.push_h2c(records, not_before=np.arange(12) * 50)
+    stops: list[int] = []
+    while True:
+        h.run(stop=True)
+        if not h.stopped:
+            break
+        stops.append(h.cycle - 1)            # the cycle that ran last
+        assert len(h.tx_packets()) == 1       # exactly one packet completed, in that cycle
+    assert len(h.tx_beats()) == 0             # nothing left over
+    assert len(stops) == len(records) == h.axil_read(REG_TX_PACKETS)
+    assert stops[-1] == h.axil_read(REG_TX_LAST_CYCLE)
+    h.reset()
+    # The same traffic, replayed: the stops are the last beats' cycles, exactly.
+    h.stop_on(tx_packet=True)
+    h.push_h2c(records, not_before=np.arange(12) * 50)
+    h.run()
+    packets = h.tx_packets()
+    assert stops == packets.last_cycles.tolist()
+
+    # Records: the stand-in sends one record of KIND per RX frame.
+    h.reset()
+    h.stop_on(record_kinds=[KIND])
+    h.push_frames(0, [bytes(40)] * 5, not_before=np.arange(5) * 100)
+    seen: list[int] = []
+    while True:
+        h.run(stop=True)
+        if not h.stopped:
+            break
+        recs, cycles = h.records_with_cycles()
+        assert len(recs) == 1 and int(cycles[0]) == h.cycle - 1
+        seen.append(int(cycles[0]))
+    assert len(seen) == 5
+    h.stop_on(record_kinds=[KIND ^ 1])      # another kind: no stop
+    h.push_frames(0, [bytes(40)] * 3)
+    h.run(stop=True)
+    assert not h.stopped and len(h.records()) == 3
+    h.stop_on(record_kinds=[KIND])
+    h.push_frames(0, [bytes(40)] * 3)
+    h.run()                                  # stop=False: the events are not reported...
+    assert not h.stopped and len(h.records()) == 3
+    h.run(stop=True)                         # ...but one seen then ends the next stop run
+    assert h.stopped
+    h.stop_on(record_kinds=[KIND])          # stop_on forgets it
+    assert h.run(stop=True, drain=5) == 5 and not h.stopped
+    with pytest.raises(ValueError, match="kind"):
+        h.stop_on(record_kinds=[256])
+
+
 def test_h2c_held_until_ready(harness: Harness) -> None:
     """A record waits, unchanged, while tready is low; order is kept and nothing is lost."""
     h = harness

@@ -88,11 +88,22 @@ class SimCard:
         or :meth:`tx_beats`, not both."""
         return self.harness.tx_packets()
 
-    def run(self, max_cycles: int | None = None) -> int:
+    def run(self, max_cycles: int | None = None, *, stop: bool = False) -> int:
         """Run until every queued frame, chunk and H2C record is in and the core has gone
         quiet (no C2H record or TX beat waiting). An H2C record the core never takes keeps it
-        running: pass ``max_cycles`` when that can happen."""
-        return self.harness.run(max_cycles=max_cycles)
+        running: pass ``max_cycles`` when that can happen. With ``stop``, also end after the
+        cycle of an event chosen by :meth:`stop_on` (:attr:`stopped` says so)."""
+        return self.harness.run(max_cycles=max_cycles, stop=stop)
+
+    def stop_on(self, *, tx_packet: bool = False, record_kinds=()) -> None:
+        """The events that end ``run(stop=True)``: a TX packet's last beat, a C2H record of one
+        of ``record_kinds`` (:meth:`sim.harness.Harness.stop_on`)."""
+        self.harness.stop_on(tx_packet=tx_packet, record_kinds=record_kinds)
+
+    @property
+    def stopped(self) -> bool:
+        """The last :meth:`run` ended on a stop event."""
+        return self.harness.stopped
 
     @property
     def cycle(self) -> int:

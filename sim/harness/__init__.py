@@ -95,7 +95,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from ctypes import POINTER, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,7 +319,9 @@ _SIGNATURES: dict[str, tuple[type | None, list]] = {
     "wh_reset": (c_int, [c_void_p, c_uint64]),
     "wh_cycle": (c_int64, [c_void_p]),
     "wh_step": (c_int, [c_void_p, c_uint64]),
-    "wh_run": (c_int, [c_void_p, c_uint64, c_uint64, c_int, POINTER(c_uint64), POINTER(c_int)]),
+    "wh_run": (c_int, [c_void_p, c_uint64, c_uint64, c_int, c_int, POINTER(c_uint64),
+                       POINTER(c_int)]),
+    "wh_stop_on": (None, [c_void_p, c_int, c_char_p]),
     "wh_push": (c_int, [c_void_p, c_int, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p,
                         c_uint32, c_void_p, c_uint64, c_uint64]),
     "wh_line_stats": (c_int, [c_void_p, c_int, c_void_p]),
@@ -432,6 +434,8 @@ class Harness:
                  registered_inputs: bool = True):
         self._h: int | None = None
         self._tx_partial = np.empty(0, dtype=TX_BEAT_DTYPE)
+        #: The last :meth:`run` ended on a stop event (:meth:`stop_on`).
+        self.stopped = False
         self.library = build_library(verilog, top, trace=trace is not None,
                                      build_dir=build_dir, registered_inputs=registered_inputs)
         self._lib = _load(self.library)
@@ -525,7 +529,8 @@ class Harness:
             self._check(self._lib.wh_step(self._handle, n))
             cycles -= n
 
-    def run(self, max_cycles: int | None = None, drain: int = 64) -> int:
+    def run(self, max_cycles: int | None = None, drain: int = 64, *,
+            stop: bool = False) -> int:
         """Run until every queue is sent and the core has been quiet for ``drain`` cycles.
 
         A quiet cycle has no RX or OE RX beat, no RX frame or OE RX chunk waiting, no H2C
@@ -534,21 +539,41 @@ class Harness:
         cycles and ``drain=0`` returns as soon as the last beat is out. An H2C record the core
         never accepts, or a C2H/TX beat never taken (``c2h_ready(0)``, ``tx_ready(0)``),
         keeps it running: pass ``max_cycles``. Returns the number of cycles run.
+
+        With ``stop``, the run also ends after the first cycle with an event chosen by
+        :meth:`stop_on` (then :attr:`stopped` is True), so that a caller can react at the
+        cycle it happened — an exchange answering an order, a host re-arming a trigger —
+        while the queued stimulus stays scheduled where it was. An event seen in cycles run
+        by anything else (an AXI-Lite transaction, :meth:`step`) ends the next such run
+        before its first cycle.
         """
         if drain < 0 or (max_cycles is not None and max_cycles < 0):
             raise ValueError("drain and max_cycles must be >= 0")
         total, fresh = 0, 1
         ran, done = c_uint64(), c_int()
+        self.stopped = False
         while max_cycles is None or total < max_cycles:
             budget = _CHUNK if max_cycles is None else min(_CHUNK, max_cycles - total)
-            status = self._lib.wh_run(self._handle, budget, drain, fresh,
+            status = self._lib.wh_run(self._handle, budget, drain, fresh, int(stop),
                                       ctypes.byref(ran), ctypes.byref(done))
             total += ran.value
             fresh = 0
             self._check(status)
             if done.value:
+                self.stopped = done.value == 2
                 break
         return total
+
+    def stop_on(self, *, tx_packet: bool = False, record_kinds: Iterable[int] = ()) -> None:
+        """Choose the events that end :meth:`run` with ``stop=True``: the last beat of a TX
+        packet taken (``tx_packet``), a C2H record of one of ``record_kinds`` (the ``kind``
+        byte, :class:`hw.events.EventKind`) taken. Forgets an event not yet reported."""
+        mask = 0
+        for k in record_kinds:
+            if not 0 <= int(k) < 256:
+                raise ValueError(f"record kind {k} is not a byte")
+            mask |= 1 << int(k)
+        self._lib.wh_stop_on(self._handle, int(tx_packet), mask.to_bytes(32, "little"))
 
     # -- RX ----------------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ static_assert(!(WH_REGISTERED_INPUTS && VM_TRACE_FST), "trace builds are plain (
 namespace {
 
 constexpr size_t kRecordBytes = 64;
+constexpr size_t kRecordKindByte = 4;  // hw/events.py HEADER: seq (4 bytes), then kind
 // "No previous frame": far enough in the past that `last_end + gap` cannot overflow.
 constexpr int64_t kNever = INT64_MIN / 4;
 // rx[] index of the order-entry RX stream (0 and 1 are the network lines A and B).
@@ -401,6 +402,12 @@ struct Harness {
     uint64_t violations = 0;
 
     uint64_t quiet = 0;  // consecutive quiet cycles seen by wh_run()
+    // Stop events (wh_stop_on): a TX beat with tlast taken, a C2H record of a kind in the
+    // mask taken. `stop_hit` is set by the cycle that saw one and cleared by the run() it ends,
+    // so one seen during an AXI-Lite transaction ends the next run() at once.
+    bool stop_tx = false;
+    uint8_t stop_kinds[32] = {};  // bit k: stop on records of kind k
+    bool stop_hit = false;
     std::string error;
     bool dead = false;
 
@@ -530,6 +537,8 @@ struct Harness {
         if (ready) {
             records.insert(records.end(), data, data + kRecordBytes);
             record_cycles.push_back(cycle);
+            const uint8_t kind = data[kRecordKindByte];
+            if (stop_kinds[kind >> 3] >> (kind & 7) & 1) stop_hit = true;
             c2h_stalled = false;
         } else if (!c2h_stalled) {
             std::memcpy(c2h_stalled_data, data, kRecordBytes);
@@ -561,6 +570,7 @@ struct Harness {
         if (ready) {
             tx_beats.push_back(beat);
             tx_stalled = false;
+            if (stop_tx && beat.last) stop_hit = true;
         } else if (!tx_stalled) {
             tx_stalled_beat = beat;
             tx_stalled = true;
@@ -659,6 +669,7 @@ struct Harness {
         violation = 0;
         violations = 0;
         quiet = 0;
+        stop_hit = false;
         return finished() ? kFinished : kOk;
     }
 
@@ -675,10 +686,18 @@ struct Harness {
         return rx[0].pending() || rx[1].pending() || rx[kOeRx].pending() || h2c.pending();
     }
 
-    int run(uint64_t budget, uint64_t drain, bool fresh, uint64_t* ran, int* done) {
+    // *done: 0 = budget spent, 1 = drained (nothing queued, quiet for `drain` cycles),
+    // 2 = stopped after the cycle of a stop event (only when `stop`).
+    int run(uint64_t budget, uint64_t drain, bool fresh, bool stop, uint64_t* ran, int* done) {
         if (fresh) quiet = 0;
         *done = 0;
         uint64_t i = 0;
+        if (stop && stop_hit) {  // an event of an earlier transaction's cycles
+            stop_hit = false;
+            *done = 2;
+            *ran = 0;
+            return kOk;
+        }
         bool pending = rx_pending();  // queues only change in tick(): once per cycle
         for (; i < budget; ++i) {
             if (quiet >= drain && !pending) {
@@ -691,6 +710,12 @@ struct Harness {
             if (finished()) {
                 *ran = i + 1;
                 return kFinished;
+            }
+            if (stop && stop_hit) {
+                stop_hit = false;
+                *done = 2;
+                *ran = i + 1;
+                return kOk;
             }
         }
         if (i == budget && quiet >= drain && !pending) *done = 1;
@@ -826,11 +851,23 @@ WH_API int wh_step(void* h, uint64_t n) {
     return guarded(h, [&](Harness& s) { return s.step(n); });
 }
 
-WH_API int wh_run(void* h, uint64_t budget, uint64_t drain, int fresh, uint64_t* ran,
+WH_API int wh_run(void* h, uint64_t budget, uint64_t drain, int fresh, int stop, uint64_t* ran,
                   int* done) {
     *ran = 0;
     *done = 0;
-    return guarded(h, [&](Harness& s) { return s.run(budget, drain, fresh != 0, ran, done); });
+    return guarded(h, [&](Harness& s) {
+        return s.run(budget, drain, fresh != 0, stop != 0, ran, done);
+    });
+}
+
+// What ends a run(stop=1): a TX packet's last beat taken (tx), a C2H record whose kind byte
+// is k with bit k of the 256-bit mask `kinds` (32 bytes, LSB first) set. Clears a stop event
+// not yet reported.
+WH_API void wh_stop_on(void* h, int tx, const uint8_t* kinds) {
+    Harness& s = *static_cast<Harness*>(h);
+    s.stop_tx = tx != 0;
+    std::memcpy(s.stop_kinds, kinds, sizeof(s.stop_kinds));
+    s.stop_hit = false;
 }
 
 // Lines 0 and 1 are the network RX lines A and B, line 2 the order-entry RX stream (errors
