@@ -78,6 +78,7 @@ class OrderLoop:
         self.conn = self.exchange.connect()
         self.tcp = TcpConnection() if tx_pcap else None
         self._frames: list[Frame] = []
+        self._due: list[tuple[int, bytes]] = []    # answers not captured yet: (due ns, bytes)
         self.tx_pcap = tx_pcap
         self.tx_packets = 0
         #: Triggers to re-arm after they fired (slot -> TriggerConfig with ``rearm``).
@@ -110,6 +111,14 @@ class OrderLoop:
 
     def _capture(self, frames: list[bytes], ns: int) -> None:
         self._frames += [Frame(ns, f) for f in frames]
+
+    def _capture_replies(self, until_ns: int | None = None) -> None:
+        """Capture the exchange's answers due by ``until_ns`` (all: None) at their own time, so
+        the card's segments in between acknowledge only what had arrived."""
+        while self._due and (until_ns is None or self._due[0][0] <= until_ns):
+            ns, reply = self._due.pop(0)
+            self._capture(self.tcp.server_send(reply), ns)
+            self._now_ns = max(self._now_ns, ns)
 
     # -- event records -----------------------------------------------------------------
     def __call__(self, records: np.ndarray) -> None:
@@ -165,19 +174,20 @@ class OrderLoop:
                 self.bbo[self.symbols[bbos[bi][1]]] = bbos[bi][2]
                 bi += 1
             ns = self._ns(first)
-            self._now_ns = ns
+            self._now_ns = max(self._now_ns, ns)
             token = _token_of(data)
             if token:
                 self.tx_first_cycles.setdefault(token, first)
             reply = self.conn.on_bytes(data, ns)
             self.tx_packets += 1
             if self.tcp:
+                self._capture_replies(ns)
                 self._capture(self.tcp.client_send(data), ns)
-                if reply:
-                    self._capture(self.tcp.server_send(reply), ns)
             if reply:
                 replies.append(reply)
                 reply_at.append(max(last + self.rtt_cycles, self.sim.cycle))
+                if self.tcp:
+                    self._due.append((self._ns(reply_at[-1]), reply))
         for _, slot, bbo in bbos[bi:]:
             self.bbo[self.symbols[slot]] = bbo
         if replies:
@@ -194,6 +204,7 @@ class OrderLoop:
     def finish(self) -> dict:
         """Write the TX pcap; the exchange's view (fills, positions) as a dict."""
         if self.tcp and self.tx_pcap:
+            self._capture_replies()
             self._capture(self.tcp.close(), self._now_ns)
             write_frames(self.tx_pcap, self._frames)
         fills = self.exchange.fills

@@ -350,7 +350,8 @@ def test_replay_with_limits_and_triggers(tmp_path):
     r = run("replay", str(day), "--symbols", ",".join(syms),
             "--limits", str(tmp_path / "limits.yaml"),
             "--triggers", str(tmp_path / "triggers.yaml"),
-            "--orders-out", str(orders), "--tx-pcap", str(pcap), "--json")
+            "--orders-out", str(orders), "--tx-pcap", str(pcap), "--exchange-rtt-us", "25",
+            "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     c, o = out["counters"], out["orders"]
@@ -366,8 +367,15 @@ def test_replay_with_limits_and_triggers(tmp_path):
 
     # The pcap: TCP with valid checksums, whose client stream is SoupBinTCP that Nasdaq's
     # implementation reads: the login, then exactly the accepted orders, in order.
+    # In time order, every segment acknowledges exactly what the other side had sent by then,
+    # and the exchange answers each order 25 us after it (the round trip asked for).
     pkts = rdpcap(str(pcap))
     client = b""
+    sent = {True: 0, False: 0}       # sequence space used so far (bytes, FIN), client / server
+    isn: dict[bool, int] = {}
+    data_times: dict[bool, list[float]] = {True: [], False: []}
+    times = [float(p.time) for p in pkts]
+    assert times == sorted(times)
     for p in pkts:
         e = Ether(bytes(p))
         t = e[TCP]
@@ -376,8 +384,20 @@ def test_replay_with_limits_and_triggers(tmp_path):
         chk = t.chksum
         del t.chksum
         assert Ether(bytes(e))[TCP].chksum == chk
-        if t.sport == 40000:
+        from_client = t.sport == 40000
+        if t.flags & 0x02:                                   # SYN
+            isn[from_client] = t.seq
+        else:
+            assert t.seq == (isn[from_client] + 1 + sent[from_client]) % (1 << 32)
+            assert t.ack == (isn[not from_client] + 1 + sent[not from_client]) % (1 << 32)
+        sent[from_client] += len(raw) + (int(t.flags) & 0x01)   # a FIN takes one number
+        if raw:
+            data_times[from_client].append(float(p.time))
+        if from_client:
             client += raw
+    orders_at, answers_at = data_times[True][1:], data_times[False][1:]   # after the login
+    assert len(answers_at) == len(orders_at) == len(accepted)
+    assert all(25e-6 <= a - q < 26e-6 for q, a in zip(orders_at, answers_at, strict=True))
     at, seen = 0, []
     while at < len(client):
         n = 2 + int.from_bytes(client[at:at + 2], "big")
