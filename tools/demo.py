@@ -89,9 +89,11 @@ def main() -> int:
 
 
 def _strategy(out: Path, messages: list[bytes]) -> tuple[Path, Path]:
-    """limits.yaml and triggers.yaml for the demo: a buy trigger per symbol a little above
-    its first price (it fires whenever the ask dips under), re-armed by the host, and limits
-    tight enough that some orders are rejected (size, position, open orders, collar)."""
+    """limits.yaml and triggers.yaml for the demo: on every other symbol a buy trigger a little
+    above its first price (it fires whenever the ask dips under), on the others a sell trigger
+    a little below (whenever the bid rises over), each re-armed by the host when its verdict
+    comes; and limits tight enough that some orders are rejected (size, long and short
+    position, open orders, throttle, collar)."""
     first: dict[str, int] = {}
     for m in messages:
         if m[:1] == b"A":
@@ -105,7 +107,8 @@ def _strategy(out: Path, messages: list[bytes]) -> tuple[Path, Path]:
         px = first.get(sym, 1_000_000)
         shares = (100, 200, 300, 600)[i % 4]            # 600 > max_shares: rejected
         lim.append(f"  {sym}: {{ref_px: {px / 10_000:.4f}}}")
-        trig.append(f"  - {{symbol: {sym}, side: buy, price: {px * 1.002 / 10_000:.2f}, "
+        side, at = ("buy", 1.002) if i % 2 == 0 else ("sell", 0.998)
+        trig.append(f"  - {{symbol: {sym}, side: {side}, price: {px * at / 10_000:.2f}, "
                     f"shares: {shares}, rearm: true}}")
     (out / "limits.yaml").write_text("\n".join(lim) + "\n")
     (out / "triggers.yaml").write_text("\n".join(trig) + "\n")
