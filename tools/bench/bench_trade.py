@@ -2,8 +2,9 @@
 
 * Tick-to-trade: cycles from the beat carrying the last byte of the ITCH message that moved
   the BBO on RX to the beat carrying the first byte of the OUCH order it triggered on TX,
-  over a generated day on line A with every symbol's trigger armed (and re-armed after each
-  chunk) so that it fires on the next change of its ask. Each trigger order is traced back:
+  over a generated day on line A, sent without a pause, with every symbol's trigger armed
+  (and re-armed by the host when the order's verdict reaches it) so that it fires on the
+  next change of its ask. Each trigger order is traced back:
   its VERDICT event names its token; the BBO event that fired it was raised
   ``trigger LATENCY + gate LATENCY`` cycles earlier on its slot; that event names the ITCH
   sequence number, whose last byte's beat the frame schedule gives. Stated as min and max,
@@ -51,7 +52,7 @@ def tick_to_trade() -> list[BenchResult]:
     from host.backends.sim import SimCard
     from host.card import Card
     from host.config import GlobalLimits, LimitsConfig, SymbolLimits, TriggerConfig
-    from host.orders import OrderLoop
+    from host.orders import STOP_KINDS, OrderLoop
     from sim.feed.synth import DEFAULT_SYMBOLS
     from tools.bench.bench_book import FEED, _packets, generate_day
 
@@ -67,29 +68,34 @@ def tick_to_trade() -> list[BenchResult]:
                        max_long=(1 << 32) - 1, max_short=(1 << 32) - 1)
     card.apply_limits(LimitsConfig(GlobalLimits(max_open=60_000),
                                    {i: lim for i in range(len(symbols))}))
-    loop = OrderLoop(card, sim, symbols, keep_tx=True)
+    # Every symbol armed to buy at any ask: the next ask change fires it; the host re-arms it
+    # when the order's verdict reaches it.
+    arm = TriggerConfig(Side.BUY, (1 << 32) - 1, 1, rearm=True)
+    loop = OrderLoop(card, sim, symbols, keep_tx=True,
+                     triggers={slot: arm for slot in range(len(symbols))})
     day = list(generate_day(60_000, symbols=symbols, seed=5))
     frames = _packets(day, 1)
     last_beat: dict[int, int] = {}
     t2t: list[int] = []
     alone: list[int] = []
     records: list[np.ndarray] = []
-    chunk = 16
-    for at in range(0, len(frames), chunk):
-        # Arm every symbol to buy at any ask: the next ask change fires it.
-        for slot in range(len(symbols)):
-            card.arm_trigger(slot, TriggerConfig(Side.BUY, (1 << 32) - 1, 1))
-        batch = frames[at:at + chunk]
-        sim.send(0, batch, idle=np.full(len(batch), 3))
-        h.run()
-        starts = h.frame_start_cycles(0)[-len(batch):]
-        for f, st in zip(batch, starts, strict=True):
-            for m in parse_frame(f, False, [(FEED.ip, FEED.port)]).messages:
-                last_beat[m.seq] = int(st) + m.beat
+    # The whole day queued at once, 3 idle cycles between frames: the line never pauses. The
+    # run stops at every TX packet and verdict, where the exchange answers and the host
+    # re-arms (host.orders), and goes on with the feed where it was scheduled.
+    sim.send(0, frames, idle=np.full(len(frames), 3))
+    sim.stop_on(tx_packet=True, record_kinds=STOP_KINDS)
+    while True:
+        sim.run(stop=True)
         rec = card.events()
         records.append(rec)
         loop(rec)
+        if not sim.stopped:
+            break
         loop.exchange_round()
+    starts = h.frame_start_cycles(0)[-len(frames):]
+    for f, st in zip(frames, starts, strict=True):
+        for m in parse_frame(f, False, [(FEED.ip, FEED.port)]).messages:
+            last_beat[m.seq] = int(st) + m.beat
     recs = decode(np.concatenate(records))
     # When each TX packet's last beat left: an order whose verdict came while another packet
     # was still on TX waited for it (the wire carries one packet at a time).
@@ -113,8 +119,9 @@ def tick_to_trade() -> list[BenchResult]:
             alone.append(t2t[-1])
     hist = dict(sorted(zip(*np.unique(t2t, return_counts=True), strict=True)))
     notes = (f"{len(t2t):,} trigger orders on a 60k-message generated day (line A, 3 idle "
-             "cycles between frames); RX beat of the ITCH message's last byte to the TX beat "
-             "of the OUCH order's first byte; histogram "
+             "cycles between frames, no pause; each trigger re-armed at its verdict); RX "
+             "beat of the ITCH message's last byte to the TX beat of the OUCH order's first "
+             "byte; histogram "
              + ", ".join(f"{int(k)}: {int(v):,}" for k, v in hist.items()))
     lo, hi = min(t2t), max(t2t)
     fmax, fmax_note = ecp5_fmax()
