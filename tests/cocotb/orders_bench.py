@@ -52,11 +52,10 @@ Checked at the end:
   record was lost (sequence numbers, ``events_lost``), ``tx_overflow`` is 0.
 
 What this adds to ``tests/test_core_orders.py`` (the same loop on the Python/Verilator
-harness, which carries the exchange's bytes between replay chunks and checks tokens and final
-positions): the real bus protocols, with backpressure on TX and C2H, idle cycles on RX, OE RX
-and H2C, AXI-Lite register sequences interleaved with traffic, executions arriving while the
-feed runs (so the gate's accounting is checked while it moves), and every verdict against the
-rule book rather than only the final state.
+harness, which stops at each order to answer it a fixed round trip later and checks tokens,
+answer cycles and final positions): the real bus protocols, with backpressure on TX and C2H,
+idle cycles on RX, OE RX and H2C, AXI-Lite register sequences interleaved with traffic, and
+every verdict against the rule book rather than only the final state.
 
 ``WIRESPEED_SEED`` replays a run; the seed is printed either way.
 """
