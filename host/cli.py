@@ -291,8 +291,10 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
         sink = rp.BookSink(symbol_list, bbo_out=open_out(bbo_out),
                            trades_out=open_out(trades_out))
         loop = None
+        rx_index = None
         if trading:
             from host.orders import STOP_KINDS, OrderLoop
+            rx_index = rp.RxIndex(feed_list)
             loop = OrderLoop(card, sim, symbol_list, orders_out=open_out(orders_out),
                              tx_pcap=tx_pcap, triggers=trigger_cfg,
                              rtt_ns=round(exchange_rtt_us * 1000))
@@ -309,7 +311,7 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
             result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
                                on_records=on_records,
                                on_stop=loop.exchange_round if loop else None,
-                               stop_kinds=STOP_KINDS if loop else ())
+                               stop_kinds=STOP_KINDS if loop else (), rx_index=rx_index)
         except ValueError as e:
             raise click.ClickException(f"bad input: {e}") from None
         finally:
@@ -317,7 +319,7 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
                 bar.stop()
     result.books = sink.books(card)
     if loop is not None:
-        result.orders = loop.finish()
+        result.orders = loop.finish(rx_index)
         result.orders["positions"] = {
             sym: card.risk_state(i)["position"] for i, sym in enumerate(symbol_list)}
     for line in sink.warnings(result.books):
@@ -350,11 +352,15 @@ def _print_orders(orders: dict) -> None:
         pos.add_row(sym, f"{p:,}", f"{orders['exchange_positions'].get(sym, 0):,}")
     _console().print(pos)
     lat = orders.get("bbo_event_to_tx_cycles")
+    t2t = orders.get("tick_to_trade_cycles")
     print(f"{orders['tx_packets']:,} packets on TX, {orders['exchange_fills']:,} fills at the "
           "exchange" + (f"; trigger BBO event to first TX byte: {lat['min']}-{lat['max']} "
-                        f"cycles over {lat['orders']:,} orders (tick-to-trade from the ITCH "
-                        "message's last byte on RX adds the book's RX-to-BBO latency: make "
-                        "bench BENCHES=trade)" if lat else ""))
+                        f"cycles over {lat['orders']:,} orders" if lat else ""))
+    if t2t:
+        hist = ", ".join(f"{k}: {v:,}" for k, v in t2t["histogram"].items())
+        print(f"tick-to-trade, the ITCH message's last byte on RX (the earlier line) to the "
+              f"order's first byte on TX: {t2t['min']}-{t2t['max']} cycles over "
+              f"{t2t['orders']:,} orders ({hist})")
 
 
 def _print_summary(result) -> None:

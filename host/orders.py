@@ -47,6 +47,8 @@ EXCHANGE_RTT_NS = 10_000
 #: Records the replay stops at for the order loop (besides every TX packet): verdicts, where a
 #: fired trigger is re-armed.
 STOP_KINDS = (EventKind.VERDICT,)
+#: Cycles of BBO events kept to name the message behind a trigger order.
+_BBO_KEEP = 100_000
 
 _VERDICT = body_dtype(EventKind.VERDICT)
 _BBO = body_dtype(EventKind.BBO)
@@ -92,6 +94,10 @@ class OrderLoop:
         self.tx_first_cycles: dict[str, int] = {}     # token -> cycle of its first TX byte
         #: token -> cycle of the BBO event that fired the trigger (accepted trigger orders)
         self.fired_by: dict[str, int] = {}
+        #: token -> ITCH sequence number of the message behind that BBO event
+        self.fired_seq: dict[str, int] = {}
+        self._unresolved: list[tuple[str, int, int]] = []     # (token, fired cycle, slot)
+        self._bbo_seq: dict[tuple[int, int], int] = {}        # (cycle, slot) -> ITCH seq
         self._now_ns = start_ns
         # Log in (the host's job), and hand the exchange's answer to the card as well.
         login = soup.login_request(USERNAME, PASSWORD)
@@ -132,8 +138,10 @@ class OrderLoop:
                 if reason == Reason.ACCEPTED and b["source"] == Source.TRIGGER:
                     # The verdict event is raised when the gate's verdict leaves it: the
                     # BBO event that fired the trigger was raised that many cycles before.
-                    self.fired_by[format_token(Source.TRIGGER, int(b["token"]))] = \
-                        int(rec["timestamp"]) - TRIGGER_LATENCY - GATE_LATENCY
+                    token = format_token(Source.TRIGGER, int(b["token"]))
+                    fired = int(rec["timestamp"]) - TRIGGER_LATENCY - GATE_LATENCY
+                    self.fired_by[token] = fired
+                    self._unresolved.append((token, fired, int(b["slot"])))
                 if self._csv:
                     self._csv.writerow((
                         int(rec["timestamp"]),
@@ -153,6 +161,28 @@ class OrderLoop:
                                  for t, s, x in zip(b["timestamp"], b["aux"], body,
                                                     strict=True)
                                  if s < len(self.symbols)]
+            self._bbo_seq.update(((int(t), int(s)), int(q)) for t, s, q
+                                 in zip(b["timestamp"], b["aux"], body["itch_seq"],
+                                        strict=True))
+        self._resolve_fired()
+
+    def _resolve_fired(self) -> None:
+        """Name the ITCH message behind each accepted trigger order: the sequence number of
+        the BBO event that fired it (that event may be drained after the verdict). Only
+        recent BBO events are kept: a record reaches the host within far fewer cycles than
+        :data:`_BBO_KEEP`."""
+        waiting = []
+        for token, fired, slot in self._unresolved:
+            seq = self._bbo_seq.get((fired, slot))
+            if seq is None:
+                waiting.append((token, fired, slot))
+            else:
+                self.fired_seq[token] = seq
+        self._unresolved = waiting
+        if len(self._bbo_seq) > 2 * _BBO_KEEP:
+            newest = max(t for t, _ in self._bbo_seq)
+            self._bbo_seq = {k: v for k, v in self._bbo_seq.items()
+                             if k[0] > newest - _BBO_KEEP}
 
     # -- at a stop -----------------------------------------------------------------------
     def exchange_round(self) -> bool:
@@ -201,8 +231,11 @@ class OrderLoop:
                     self.card.arm_trigger(slot, trig)
         return bool(packets or replies)
 
-    def finish(self) -> dict:
-        """Write the TX pcap; the exchange's view (fills, positions) as a dict."""
+    def finish(self, rx_index=None) -> dict:
+        """Write the TX pcap; the exchange's view (fills, positions) as a dict. With the
+        replay's :class:`host.replay.RxIndex`, also tick-to-trade: from the RX beat holding
+        the last byte of the ITCH message that fired each trigger order to the TX beat of
+        the order's first byte."""
         if self.tcp and self.tx_pcap:
             self._capture_replies()
             self._capture(self.tcp.close(), self._now_ns)
@@ -210,9 +243,19 @@ class OrderLoop:
         fills = self.exchange.fills
         lat = [self.tx_first_cycles[t] - c for t, c in self.fired_by.items()
                if t in self.tx_first_cycles]
+        t2t = None
+        if rx_index is not None:
+            ticks = rx_index.last_byte_cycles(self.sim, self.fired_seq.values())
+            t2t = [self.tx_first_cycles[t] - ticks[q] for t, q in self.fired_seq.items()
+                   if t in self.tx_first_cycles and q in ticks]
         return {
             "bbo_event_to_tx_cycles": {"min": min(lat), "max": max(lat), "orders": len(lat)}
             if lat else None,
+            "tick_to_trade_cycles": {
+                "min": min(t2t), "max": max(t2t), "orders": len(t2t),
+                "histogram": {int(k): int(v) for k, v in zip(*np.unique(t2t, return_counts=True),
+                                                             strict=True)}}
+            if t2t else None,
             "verdicts": dict(sorted(self.verdicts.items())),
             "tx_packets": self.tx_packets,
             "exchange_fills": len(fills),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import gzip
 import heapq
+import ipaddress
 import itertools
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from hw.events import EventKind, body_dtype
 from sim.feed import dayfile
 from sim.feed.frames import FeedAddress
 from sim.feed.pcap import Frame, dayfile_to_frames, read_frames
+from sim.model.ingress import parse_frame
 
 DEFAULT_FEED = FeedAddress("233.54.12.1", 26477)
 DEFAULT_SESSION = "WIRESPEED1"
@@ -127,12 +129,51 @@ class Scheduler:
         return start
 
 
+class RxIndex:
+    """Where each message's last byte was on RX, for tick-to-trade from a replay.
+
+    For every frame the replay queues, the ingress reference model (:func:`parse_frame`,
+    against the card's feeds) gives each message's sequence number and the frame-relative
+    beat holding its last byte; the harness gives the cycle each frame started. A message
+    both lines carry counts from the earlier of its two last bytes: that is when the card
+    could first know it (the sequencer delivers whichever copy completes first).
+    """
+
+    def __init__(self, feeds: Sequence[FeedAddress]):
+        self._filters = [(int(ipaddress.IPv4Address(f.ip)), f.port) for f in feeds]
+        self._parts: list[list[np.ndarray]] = [[], []]   # per line: (seq, frame, beat) rows
+
+    def add(self, line: int, frames: Sequence[bytes], indices: range) -> None:
+        """Index ``frames``, queued on ``line`` as the harness's frames ``indices``."""
+        rows = [(m.seq, i, m.beat) for f, i in zip(frames, indices, strict=True)
+                for m in parse_frame(f, False, self._filters).messages]
+        if rows:
+            self._parts[line].append(np.array(rows, dtype=np.int64))
+
+    def last_byte_cycles(self, sim, seqs: Iterable[int]) -> dict[int, int]:
+        """The cycle of the RX beat holding the last byte of each of ``seqs`` (the earlier
+        line's); a message no line delivered (lost on both, say) is left out."""
+        want = np.unique(np.fromiter(seqs, dtype=np.int64))
+        out: dict[int, int] = {}
+        for line in (0, 1):
+            if not self._parts[line] or not len(want):
+                continue
+            rows = np.concatenate(self._parts[line])
+            rows = rows[np.isin(rows[:, 0], want)]
+            starts = np.asarray(sim.frame_start_cycles(line), dtype=np.int64)
+            for seq, frame, beat in rows.tolist():
+                if starts[frame] >= 0:
+                    c = int(starts[frame]) + beat
+                    out[seq] = min(out.get(seq, c), c)
+        return out
+
+
 def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame] | None = None,
            *, chunk: int = CHUNK_FRAMES, keep_records: bool = False,
            progress: Callable[[int], None] | None = None,
            on_records: Callable[[np.ndarray], None] | None = None,
            on_stop: Callable[[], object] | None = None,
-           stop_kinds: Iterable[int] = ()) -> ReplayResult:
+           stop_kinds: Iterable[int] = (), rx_index: RxIndex | None = None) -> ReplayResult:
     """Drive the frames through ``sim`` (a :class:`host.backends.sim.SimCard`) behind ``card``.
 
     The card must already be configured (feeds, events, subscriptions). Counters are read at
@@ -155,7 +196,9 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
     ``on_stop`` runs there, at that cycle, with the rest of the feed still queued where it was
     scheduled (the order loop hands the packet to the exchange and schedules its reply; the
     host re-arms a trigger whose verdict came). After the feed, the replay runs until nothing
-    is queued and the card has gone quiet, stopping the same way."""
+    is queued and the card has gone quiet, stopping the same way.
+
+    ``rx_index`` records where every message's last byte is on RX (:class:`RxIndex`)."""
     tagged_a = ((f, 0) for f in frames_a)
     streams = [tagged_a]
     if frames_b is not None:
@@ -198,8 +241,11 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
             when[line].append(base + sched.place(line, len(frame.data), frame.timestamp_ns))
         for line in (0, 1):
             if per_line[line]:
-                sim.send(line, per_line[line], not_before=np.array(when[line], dtype=np.uint64))
+                idx = sim.send(line, per_line[line],
+                               not_before=np.array(when[line], dtype=np.uint64))
                 sent[line] += len(per_line[line])
+                if rx_index is not None:
+                    rx_index.add(line, per_line[line], idx)
         return max(max(w) for w in when if w)
 
     t0 = time.perf_counter()

@@ -364,6 +364,10 @@ def test_replay_with_limits_and_triggers(tmp_path):
     assert len(accepted) == c["tx_orders"] == o["tx_packets"]
     assert o["positions"] == {s: o["exchange_positions"].get(s, 0) for s in syms}
     assert o["exchange_fills"] > 0 and any(o["positions"].values())
+    # Tick-to-trade: never under the pipeline's fixed 12 cycles (RX to BBO 6, trigger 2, gate
+    # 4, the encoder 0), and the histogram counts every trigger order sent.
+    t2t = o["tick_to_trade_cycles"]
+    assert t2t["min"] >= 12 and t2t["orders"] == len(accepted) == sum(t2t["histogram"].values())
 
     # The pcap: TCP with valid checksums, whose client stream is SoupBinTCP that Nasdaq's
     # implementation reads: the login, then exactly the accepted orders, in order.

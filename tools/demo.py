@@ -11,8 +11,9 @@
    them stale, and says so) and the simulation throughput, and writes every BBO change to
    ``bbo.csv``; with ``limits.yaml`` and ``triggers.yaml`` (written here) the triggers fire on
    the replayed book, the risk gate judges every order (``orders.csv``), the exchange
-   simulator fills them and its reports move the card's positions; the order-entry session
-   is written as ``tx.pcap`` (Ethernet/IPv4/TCP, SoupBinTCP/OUCH inside).
+   simulator fills them and its reports move the card's positions, and the tick-to-trade of
+   every trigger order is printed; the order-entry session is written as ``tx.pcap``
+   (Ethernet/IPv4/TCP, SoupBinTCP/OUCH inside).
 """
 
 from __future__ import annotations

@@ -43,9 +43,11 @@ class SimCard:
 
     # -- stimulus ---------------------------------------------------------------------------
     def send(self, line: int, frames: Sequence[bytes], *, not_before: np.ndarray | None = None,
-             error: np.ndarray | None = None, idle: int = 0) -> None:
-        """Queue frames on line 0 (A) or 1 (B); they go out during :meth:`run`."""
-        self.harness.push_frames(line, frames, not_before=not_before, error=error, idle=idle)
+             error: np.ndarray | None = None, idle: int = 0) -> range:
+        """Queue frames on line 0 (A) or 1 (B); they go out during :meth:`run`. Returns their
+        indices since reset, into :meth:`frame_start_cycles`."""
+        return self.harness.push_frames(line, frames, not_before=not_before, error=error,
+                                        idle=idle)
 
     def send_h2c(self, records: bytes | Sequence[bytes] | np.ndarray,
                  not_before: int | ArrayLike | None = None) -> range:
