@@ -53,6 +53,7 @@ def tick_to_trade() -> list[BenchResult]:
     from host.card import Card
     from host.config import GlobalLimits, LimitsConfig, SymbolLimits, TriggerConfig
     from host.orders import STOP_KINDS, OrderLoop
+    from host.replay import RxIndex
     from sim.feed.synth import DEFAULT_SYMBOLS
     from tools.bench.bench_book import FEED, _packets, generate_day
 
@@ -82,7 +83,8 @@ def tick_to_trade() -> list[BenchResult]:
     # The whole day queued at once, 3 idle cycles between frames: the line never pauses. The
     # run stops at every TX packet and verdict, where the exchange answers and the host
     # re-arms (host.orders), and goes on with the feed where it was scheduled.
-    sim.send(0, frames, idle=np.full(len(frames), 3))
+    rx = RxIndex([FEED])
+    rx.add(0, frames, sim.send(0, frames, idle=np.full(len(frames), 3)))
     sim.stop_on(tx_packet=True, record_kinds=STOP_KINDS)
     while True:
         sim.run(stop=True)
@@ -118,6 +120,11 @@ def tick_to_trade() -> list[BenchResult]:
         if not any(f < first and last >= verdict for f, last in busy_until):
             alone.append(t2t[-1])
     hist = dict(sorted(zip(*np.unique(t2t, return_counts=True), strict=True)))
+    # The replay's own figure (host.replay.RxIndex, OrderLoop.finish: what the CLI and make
+    # demo print) must be this one, reached here independently.
+    theirs = loop.finish(rx)["tick_to_trade_cycles"]
+    if theirs["histogram"] != {int(k): int(v) for k, v in hist.items()}:
+        raise AssertionError(f"OrderLoop's tick-to-trade {theirs} differs from {hist}")
     notes = (f"{len(t2t):,} trigger orders on a 60k-message generated day (line A, 3 idle "
              "cycles between frames, no pause; each trigger re-armed at its verdict); RX "
              "beat of the ITCH message's last byte to the TX beat of the OUCH order's first "
