@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import gzip
 import heapq
-import ipaddress
 import itertools
 import time
 from collections import Counter
@@ -140,7 +139,7 @@ class RxIndex:
     """
 
     def __init__(self, feeds: Sequence[FeedAddress]):
-        self._filters = [(int(ipaddress.IPv4Address(f.ip)), f.port) for f in feeds]
+        self._filters = [(f.ip, f.port) for f in feeds]
         self._parts: list[list[np.ndarray]] = [[], []]   # per line: (seq, frame, beat) rows
 
     def add(self, line: int, frames: Sequence[bytes], indices: range) -> None:
