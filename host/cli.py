@@ -310,7 +310,7 @@ def replay(backend: str, path: Path, feeds: tuple[str, ...], line_b: Path | None
             # and every verdict: the loop answers for the exchange and re-arms triggers.
             result = rp.replay(card, sim, frames_a, frames_b, progress=progress,
                                on_records=on_records,
-                               on_stop=loop.exchange_round if loop else None,
+                               on_stop=loop.on_stop if loop else None,
                                stop_kinds=STOP_KINDS if loop else (), rx_index=rx_index)
         except ValueError as e:
             raise click.ClickException(f"bad input: {e}") from None

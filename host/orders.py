@@ -13,7 +13,10 @@ exchange's answer reaches the card's order-entry port exactly ``rtt_cycles`` aft
 a fixed round trip, so where a fill lands does not depend on how the replay is cut into
 chunks (the gate counts the order as open until then, which is conservative). The exchange
 fills an immediate-or-cancel order against the card's own BBO at the cycle the order's first
-byte left — the book the card saw, which is the replayed feed. The host re-arms a fired
+byte left — the book the card saw, which is the replayed feed. So that every BBO event up to
+that cycle has reached the host, the packet is handed over :attr:`OrderLoop.slack_cycles`
+(256, or less inside a shorter round trip) after its first byte, or once the card is quiet;
+the reply's cycle does not move. The host re-arms a fired
 trigger at the cycle its verdict reaches the host (the replay stops there too,
 :data:`STOP_KINDS`).
 """
@@ -49,15 +52,21 @@ EXCHANGE_RTT_NS = 10_000
 STOP_KINDS = (EventKind.VERDICT,)
 #: Cycles of BBO events kept to name the message behind a trigger order.
 _BBO_KEEP = 100_000
+#: Cycles within which an event record reaches the host once raised, with C2H always ready
+#: (as in a replay): it waits only behind records raised no later than it, at most one per
+#: cycle per source FIFO (hw/eventq.py), so this is a generous bound.
+EVENT_SLACK = 256
+#: Beats of the longest packet the card sends (an OUCH enter order: 52 bytes, 7 beats), with
+#: room to spare.
+_PACKET_BEATS = 16
 
 _VERDICT = body_dtype(EventKind.VERDICT)
 _BBO = body_dtype(EventKind.BBO)
 
 
 class OrderLoop:
-    """Feed it every batch of event records (``__call__``) and call :meth:`exchange_round`
-    at each stop of the replay (``replay(on_stop=loop.exchange_round,
-    stop_kinds=STOP_KINDS)``)."""
+    """Feed it every batch of event records (``__call__``) and call :meth:`on_stop` at each
+    stop of the replay (``replay(on_stop=loop.on_stop, stop_kinds=STOP_KINDS)``)."""
 
     def __init__(self, card, sim, symbols: Sequence[str], *, orders_out: TextIO | None = None,
                  triggers: dict | None = None,
@@ -67,6 +76,11 @@ class OrderLoop:
         self.card, self.sim = card, sim
         #: Cycles from a TX packet's last beat to the exchange's answer on OE RX (at least 1).
         self.rtt_cycles = max(1, round(rtt_ns * CLOCK_HZ / 1e9))
+        #: Cycles after a packet's first byte before it is carried (:meth:`on_stop`): the
+        #: events the card raised by then have reached the host. Kept inside the round trip,
+        #: so that the reply is never late.
+        self.slack_cycles = max(0, min(EVENT_SLACK, self.rtt_cycles - 2 * _PACKET_BEATS))
+        self._waiting: list = []        # TX packets not carried yet
         self.symbols = list(symbols)
         self._csv = csv.writer(orders_out, lineterminator="\n") if orders_out else None
         if self._csv:
@@ -185,24 +199,50 @@ class OrderLoop:
                              if k[0] > newest - _BBO_KEEP}
 
     # -- at a stop -----------------------------------------------------------------------
-    def exchange_round(self) -> bool:
-        """Carry the card's TX packets to the exchange (in cycle order, each against the BBO
-        the card had raised by then) and each packet's reply back to the card,
-        :attr:`rtt_cycles` after the packet's last beat (or now, if that is past: a caller
-        that did not stop at the packet); re-arm fired triggers. True when something was
-        carried."""
+    def on_stop(self, flush: bool = False) -> int | None:
+        """At a stop of the replay (``replay(on_stop=loop.on_stop)``): carry to the exchange
+        each TX packet that started at least :attr:`slack_cycles` ago, so that every BBO
+        event the card raised up to its first byte has reached the host (``flush``: every
+        packet, for a card gone quiet, whose events are all in); schedule each reply
+        :attr:`rtt_cycles` after its packet's last beat; re-arm fired triggers. Returns the
+        cycle at which the next packet waiting here can be carried (None: none waits), which
+        the replay stops at too."""
         packets = self.sim.tx_packets()
         if self.all_tx is not None:
             self.all_tx += packets
-        bbos = sorted(self._bbo_events, key=lambda e: e[0])
-        self._bbo_events = []
-        bi = 0
+        self._waiting += packets
+        now = self.sim.cycle
+        n = len(self._waiting) if flush else sum(
+            1 for p in self._waiting if p[0] + self.slack_cycles <= now)
+        carry, self._waiting = self._waiting[:n], self._waiting[n:]
+        self._carry(carry)
+        # BBO events that have all arrived (raised a slack ago) and that no packet still
+        # waiting or not seen yet comes before update the exchange's book and are dropped.
+        self._apply_bbo(min([p[0] for p in self._waiting[:1]] + [now - self.slack_cycles]))
+        if self.rearm:
+            armed = self.card.armed()
+            for slot, trig in self.rearm.items():
+                if not armed >> slot & 1:
+                    self.card.arm_trigger(slot, trig)
+        return self._waiting[0][0] + self.slack_cycles if self._waiting else None
+
+    def _apply_bbo(self, upto: int) -> None:
+        """Apply the BBO events raised up to cycle ``upto`` to the exchange's book."""
+        self._bbo_events.sort(key=lambda e: e[0])
+        k = 0
+        while k < len(self._bbo_events) and self._bbo_events[k][0] <= upto:
+            _, slot, bbo = self._bbo_events[k]
+            self.bbo[self.symbols[slot]] = bbo
+            k += 1
+        del self._bbo_events[:k]
+
+    def _carry(self, packets) -> None:
+        """Hand ``packets`` (in cycle order) to the exchange, each against the BBO the card had
+        raised by its first byte, and queue the replies."""
         replies: list[bytes] = []
         reply_at: list[int] = []
         for first, last, data in packets:
-            while bi < len(bbos) and bbos[bi][0] <= first:
-                self.bbo[self.symbols[bbos[bi][1]]] = bbos[bi][2]
-                bi += 1
+            self._apply_bbo(first)
             ns = self._ns(first)
             self._now_ns = max(self._now_ns, ns)
             token = _token_of(data)
@@ -218,18 +258,10 @@ class OrderLoop:
                 reply_at.append(max(last + self.rtt_cycles, self.sim.cycle))
                 if self.tcp:
                     self._due.append((self._ns(reply_at[-1]), reply))
-        for _, slot, bbo in bbos[bi:]:
-            self.bbo[self.symbols[slot]] = bbo
         if replies:
             self.sim.send_oe_rx(replies, not_before=np.array(reply_at, dtype=np.uint64))
             if self.all_replies is not None:
                 self.all_replies += zip(reply_at, replies, strict=True)
-        if self.rearm:
-            armed = self.card.armed()
-            for slot, trig in self.rearm.items():
-                if not armed >> slot & 1:
-                    self.card.arm_trigger(slot, trig)
-        return bool(packets or replies)
 
     def finish(self, rx_index=None) -> dict:
         """Write the TX pcap; the exchange's view (fills, positions) as a dict. With the

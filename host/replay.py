@@ -167,11 +167,46 @@ class RxIndex:
         return out
 
 
+class Stopper:
+    """Runs the harness for a host that answers the card: it stops at every stop event
+    (``sim.stop_on``) and at every cycle ``on_stop`` asked to be woken at, and there calls
+    ``drain()`` (the records) and then ``on_stop(flush)``, which returns the next cycle to be
+    woken at, or None. ``flush`` is True when the card went quiet before that cycle: every
+    event is in, so whatever waited for events can go now."""
+
+    def __init__(self, sim, drain: Callable[[], None],
+                 on_stop: Callable[..., int | None]):
+        self.sim, self.drain, self.on_stop = sim, drain, on_stop
+        self.wake: int | None = None
+
+    def _answer(self, flush: bool) -> None:
+        self.drain()
+        self.wake = self.on_stop(flush)
+
+    def run(self, max_cycles: int | None = None) -> None:
+        """Run for ``max_cycles`` (None: until everything is sent and the card is quiet, with
+        nothing waiting in ``on_stop``), answering on the way."""
+        sim = self.sim
+        until = None if max_cycles is None else sim.cycle + max_cycles
+        while until is None or sim.cycle < until:
+            limit = until
+            if self.wake is not None:
+                limit = self.wake if limit is None else min(limit, self.wake)
+            sim.run(None if limit is None else max(0, limit - sim.cycle), stop=True)
+            if sim.stopped or (self.wake is not None and sim.cycle >= self.wake):
+                self._answer(False)
+            elif until is None or sim.cycle < until:
+                # Quiet before the wake-up: every event is in.
+                if self.wake is None:
+                    return
+                self._answer(True)
+
+
 def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame] | None = None,
            *, chunk: int = CHUNK_FRAMES, keep_records: bool = False,
            progress: Callable[[int], None] | None = None,
            on_records: Callable[[np.ndarray], None] | None = None,
-           on_stop: Callable[[], object] | None = None,
+           on_stop: Callable[..., int | None] | None = None,
            stop_kinds: Iterable[int] = (), rx_index: RxIndex | None = None) -> ReplayResult:
     """Drive the frames through ``sim`` (a :class:`host.backends.sim.SimCard`) behind ``card``.
 
@@ -190,12 +225,13 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
     a day's records (a few hundred thousand BBO events for 1M messages) are never all held
     just to be written out. Prefer it to ``keep_records`` for anything day-sized.
 
-    ``on_stop`` makes the replay event-driven: the harness stops after the cycle of every TX
-    packet's last beat and of every record of ``stop_kinds``, the records are drained, and
-    ``on_stop`` runs there, at that cycle, with the rest of the feed still queued where it was
-    scheduled (the order loop hands the packet to the exchange and schedules its reply; the
-    host re-arms a trigger whose verdict came). After the feed, the replay runs until nothing
-    is queued and the card has gone quiet, stopping the same way.
+    ``on_stop`` makes the replay event-driven (:class:`Stopper`): the harness stops after the
+    cycle of every TX packet's last beat and of every record of ``stop_kinds``, and at every
+    cycle ``on_stop`` asks for; the records are drained and ``on_stop(flush)`` runs there, at
+    that cycle, with the rest of the feed still queued where it was scheduled
+    (:meth:`host.orders.OrderLoop.on_stop` hands packets to the exchange and schedules the
+    replies; the host re-arms a trigger whose verdict came). After the feed, the replay runs
+    until nothing is queued, the card has gone quiet and nothing waits in ``on_stop``.
 
     ``rx_index`` records where every message's last byte is on RX (:class:`RxIndex`)."""
     tagged_a = ((f, 0) for f in frames_a)
@@ -220,16 +256,13 @@ def replay(card: Card, sim, frames_a: Iterable[Frame], frames_b: Iterable[Frame]
             if on_records is not None:
                 on_records(records)
 
+    stopper = Stopper(sim, drain, on_stop) if stop else None
+
     def run(max_cycles: int | None = None) -> None:
-        """Run for ``max_cycles`` (or until everything is sent and quiet), stopping on the
-        way for every event ``on_stop`` answers."""
-        until = None if max_cycles is None else sim.cycle + max_cycles
-        while until is None or sim.cycle < until:
-            sim.run(None if until is None else until - sim.cycle, stop=stop)
-            if not (stop and sim.stopped):
-                return
-            drain()
-            on_stop()
+        if stopper is not None:
+            stopper.run(max_cycles)
+        else:
+            sim.run(max_cycles)
 
     def queue(batch: list[tuple[Frame, int]]) -> int:
         """Queue a chunk's frames at their scheduled cycles; the last one's start cycle."""

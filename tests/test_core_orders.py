@@ -73,9 +73,10 @@ def test_triggered_day_closes_the_loop(card) -> None:
             if px:
                 card.arm_trigger(slot, TriggerConfig(side, px, rng.choice([100, 300, 600])))
 
-    def on_stop() -> None:
-        loop.exchange_round()
+    def on_stop(flush: bool) -> int | None:
+        wake = loop.on_stop(flush)
         arm_all()
+        return wake
 
     kept: list[np.ndarray] = []
 
@@ -144,7 +145,7 @@ def _trading_replay(card, frames, chunk: int) -> dict:
         loop(r)
 
     replay(card, sim, frames, frames, chunk=chunk, on_records=on_records,
-           on_stop=loop.exchange_round, stop_kinds=STOP_KINDS)
+           on_stop=loop.on_stop, stop_kinds=STOP_KINDS)
     v, _ = _verdicts(np.concatenate(kept))
     return {"verdicts": v.tobytes(), "tx": list(loop.all_tx or []),
             "replies": list(loop.all_replies or []),

@@ -53,7 +53,7 @@ def tick_to_trade() -> list[BenchResult]:
     from host.card import Card
     from host.config import GlobalLimits, LimitsConfig, SymbolLimits, TriggerConfig
     from host.orders import STOP_KINDS, OrderLoop
-    from host.replay import RxIndex
+    from host.replay import RxIndex, Stopper
     from sim.feed.synth import DEFAULT_SYMBOLS
     from tools.bench.bench_book import FEED, _packets, generate_day
 
@@ -86,14 +86,13 @@ def tick_to_trade() -> list[BenchResult]:
     rx = RxIndex([FEED])
     rx.add(0, frames, sim.send(0, frames, idle=np.full(len(frames), 3)))
     sim.stop_on(tx_packet=True, record_kinds=STOP_KINDS)
-    while True:
-        sim.run(stop=True)
+
+    def drain() -> None:
         rec = card.events()
         records.append(rec)
         loop(rec)
-        if not sim.stopped:
-            break
-        loop.exchange_round()
+    Stopper(sim, drain, loop.on_stop).run()
+    drain()
     starts = h.frame_start_cycles(0)[-len(frames):]
     for f, st in zip(frames, starts, strict=True):
         for m in parse_frame(f, False, [(FEED.ip, FEED.port)]).messages:
